@@ -1,0 +1,10 @@
+// Package export is hubexport's domain: export jobs, their types, formats and
+// parameters, the principals who ask for them, the errors users see, and the
+// Service that creates, lists, cancels and links jobs.
+//
+// It owns the rules (who may ask for what, which parameters are valid, how a
+// job moves between states) and declares the interfaces the outer packages
+// implement: JobStore (PostgreSQL), Queue (Asynq), ObjectStore (local or S3)
+// and Authenticator (CCH keys). It imports only the standard library and must
+// never learn about Gin, Asynq, pgx or the AWS SDK.
+package export

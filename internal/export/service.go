@@ -1,0 +1,252 @@
+package export
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"strings"
+	"time"
+)
+
+// Service is what the API does with jobs: create (with idempotency and the
+// per-principal cap), read, list, cancel, and issue download links.
+type Service struct {
+	Store    JobStore
+	Queue    Queue
+	Objects  ObjectStore
+	Registry *Registry
+	Log      *slog.Logger
+	NewID    func() string // "exp_" + a sortable unique id
+	Now      func() time.Time
+	// MaxActive is how many queued or running jobs one principal may have.
+	MaxActive int
+	// LinkTTL is how long a download link works.
+	LinkTTL time.Duration
+}
+
+// CreateRequest is a request for a new export.
+type CreateRequest struct {
+	Type           Type            `json:"type"`
+	Format         Format          `json:"format"`
+	Params         json.RawMessage `json:"params"`
+	IdempotencyKey string          `json:"-"`
+	Address        string          `json:"-"`
+}
+
+// Create validates req for p, records the job and queues it. replayed is
+// true when an earlier request with the same idempotency key made the job.
+func (s *Service) Create(ctx context.Context, p Principal, req CreateRequest) (job *Job, replayed bool, err error) {
+	defer func() {
+		s.audit(ctx, p, "export.create", jobTarget(job), req.Address, err, map[string]any{"type": req.Type, "format": req.Format})
+	}()
+	spec, ok := s.Registry.Spec(req.Type)
+	if req.Type == "" {
+		return nil, false, Invalid("type", "is required; one of %s", strings.Join(s.Registry.Types(), ", "))
+	}
+	if !ok {
+		return nil, false, Invalid("type", "unknown export type %q; use one of %s", req.Type, strings.Join(s.Registry.Types(), ", "))
+	}
+	if spec.AdminOnly && !p.Admin {
+		return nil, false, Errorf(KindForbidden, "admin_only", "%s exports are for administrators only", req.Type)
+	}
+	format := req.Format
+	if format == "" {
+		format = spec.Formats[0]
+	}
+	if !slices.Contains(spec.Formats, format) {
+		names := make([]string, len(spec.Formats))
+		for i, f := range spec.Formats {
+			names[i] = string(f)
+		}
+		return nil, false, Invalid("format", "%s exports come as %s, not %q", req.Type, strings.Join(names, ", "), format)
+	}
+	params, err := spec.Parse(req.Params, p)
+	if err != nil {
+		return nil, false, err
+	}
+	if len(req.IdempotencyKey) > 255 {
+		return nil, false, Invalid("Idempotency-Key", "must be at most 255 characters")
+	}
+	now := s.Now().UTC()
+	j := &Job{
+		ID:             s.NewID(),
+		Type:           req.Type,
+		Format:         format,
+		Status:         StatusQueued,
+		Params:         params,
+		UserID:         p.UserID,
+		KeyID:          p.KeyID,
+		IdempotencyKey: req.IdempotencyKey,
+		RequestHash:    requestHash(req.Type, format, params),
+		CreatedAt:      now,
+		UpdatedAt:      now,
+	}
+	job, replayed, err = s.Store.CreateJob(ctx, j, s.MaxActive)
+	if err != nil {
+		return nil, false, err
+	}
+	if replayed {
+		if job.RequestHash != j.RequestHash {
+			return nil, false, Errorf(KindConflict, "idempotency_key_reused", "Idempotency-Key %q was already used with a different request; use a new key for a new request", req.IdempotencyKey)
+		}
+		return job, true, nil
+	}
+	// The job is durable once stored. If Redis is down the reconciler
+	// enqueues it later, so the caller still gets its job.
+	if err := s.Queue.Enqueue(ctx, job); err != nil {
+		s.Log.WarnContext(ctx, "job_enqueue_deferred", "job_id", job.ID, "error", err)
+	}
+	return job, false, nil
+}
+
+func requestHash(t Type, f Format, params json.RawMessage) string {
+	h := sha256.New()
+	fmt.Fprintf(h, "%s\x00%s\x00", t, f)
+	h.Write(params)
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+// Get returns job id if p may see it.
+func (s *Service) Get(ctx context.Context, p Principal, id string) (*Job, error) {
+	j, err := s.Store.Job(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if !p.CanSee(j) {
+		return nil, ErrNotFound
+	}
+	return s.present(j), nil
+}
+
+// present shows an ended job whose artifact has passed its expiry as
+// expired, before the cleanup has got to it.
+func (s *Service) present(j *Job) *Job {
+	if j.Status == StatusSucceeded && j.Result != nil && !j.Result.ExpiresAt.IsZero() && !s.Now().Before(j.Result.ExpiresAt) {
+		c := *j
+		c.Status = StatusExpired
+		return &c
+	}
+	return j
+}
+
+// List returns p's jobs (an admin's listing may cover everyone's).
+func (s *Service) List(ctx context.Context, p Principal, f JobFilter) (JobPage, error) {
+	if !p.Admin {
+		uid := p.UserID
+		f.UserID = &uid
+	}
+	if f.Limit <= 0 {
+		f.Limit = 50
+	}
+	if f.Limit > 200 {
+		return JobPage{}, Invalid("limit", "must be between 1 and 200")
+	}
+	if f.Status != "" && !f.Status.Valid() {
+		return JobPage{}, Invalid("status", "unknown status %q; use queued, running, succeeded, failed, canceled or expired", f.Status)
+	}
+	if f.Type != "" {
+		if _, ok := s.Registry.Spec(f.Type); !ok {
+			return JobPage{}, Invalid("type", "unknown export type %q; use one of %s", f.Type, strings.Join(s.Registry.Types(), ", "))
+		}
+	}
+	page, err := s.Store.Jobs(ctx, f)
+	if err != nil {
+		return JobPage{}, err
+	}
+	for i, j := range page.Jobs {
+		page.Jobs[i] = s.present(j)
+	}
+	return page, nil
+}
+
+// Cancel stops a queued or running job; on an ended job it deletes the
+// artifact, after which the job reads expired.
+func (s *Service) Cancel(ctx context.Context, p Principal, id, address string) (job *Job, err error) {
+	action := "export.cancel"
+	defer func() { s.audit(ctx, p, action, "job:"+id, address, err, nil) }()
+	j, err := s.Get(ctx, p, id)
+	if err != nil {
+		return nil, err
+	}
+	if !j.Status.Ended() {
+		j, err = s.Store.CancelJob(ctx, id, &JobError{Code: "canceled", Message: "canceled by " + p.String()})
+		if err != nil {
+			return nil, err
+		}
+		if j.Status == StatusCanceled {
+			if err := s.Queue.Cancel(ctx, j); err != nil {
+				s.Log.WarnContext(ctx, "job_cancel_signal_failed", "job_id", id, "error", err)
+			}
+			return j, nil
+		}
+		// It ended between our read and the cancel: fall through and treat
+		// it as an ended job.
+	}
+	action = "export.delete_artifact"
+	if j.StorageKey != "" && j.Status == StatusSucceeded {
+		if err := s.Objects.Delete(ctx, j.StorageKey); err != nil {
+			return nil, fmt.Errorf("export: delete artifact of %s: %w", id, err)
+		}
+		return s.Store.MarkArtifactDeleted(ctx, id)
+	}
+	return j, nil
+}
+
+// Link is a signed download link.
+type Link struct {
+	URL       string    `json:"url"`
+	ExpiresAt time.Time `json:"expires_at"`
+}
+
+// DownloadLink issues a short-lived link to job id's artifact.
+func (s *Service) DownloadLink(ctx context.Context, p Principal, id, address string) (link Link, err error) {
+	defer func() { s.audit(ctx, p, "export.download_link", "job:"+id, address, err, nil) }()
+	j, err := s.Get(ctx, p, id)
+	if err != nil {
+		return Link{}, err
+	}
+	switch j.Status {
+	case StatusSucceeded:
+	case StatusExpired:
+		return Link{}, Errorf(KindGone, "artifact_expired", "the file of job %s has expired or was deleted; run the export again", id)
+	default:
+		return Link{}, Errorf(KindConflict, "job_not_succeeded", "job %s is %s; a download is available once it has succeeded", id, j.Status)
+	}
+	expires := s.Now().Add(s.LinkTTL).UTC().Truncate(time.Second)
+	if j.Result != nil && expires.After(j.Result.ExpiresAt) {
+		expires = j.Result.ExpiresAt
+	}
+	url, err := s.Objects.DownloadURL(ctx, j.StorageKey, j.Result.Filename, expires)
+	if err != nil {
+		return Link{}, fmt.Errorf("export: sign download of %s: %w", id, err)
+	}
+	return Link{URL: url, ExpiresAt: expires}, nil
+}
+
+func (s *Service) audit(ctx context.Context, p Principal, action, target, address string, err error, params map[string]any) {
+	outcome := "ok"
+	if err != nil {
+		var e *Error
+		if errors.As(err, &e) {
+			outcome = "error:" + e.Code
+		} else {
+			outcome = "error:internal"
+		}
+	}
+	entry := AuditEntry{At: s.Now().UTC(), Actor: p.String(), UserID: p.UserID, Action: action, Target: target, Params: params, Address: address, Outcome: outcome}
+	if aerr := s.Store.Audit(ctx, entry); aerr != nil {
+		s.Log.ErrorContext(ctx, "audit_write_failed", "action", action, "target", target, "error", aerr)
+	}
+}
+
+func jobTarget(j *Job) string {
+	if j == nil {
+		return ""
+	}
+	return "job:" + j.ID
+}

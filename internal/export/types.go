@@ -1,0 +1,185 @@
+package export
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"io"
+	"sort"
+	"strings"
+	"time"
+)
+
+// Type is an export type's API name, also stored with every job.
+type Type string
+
+const (
+	TypeUsageLogs       Type = "usage_logs"
+	TypeDatabaseBackup  Type = "database_backup"
+	TypeDatabaseRestore Type = "database_restore"
+	TypeSessionRequest  Type = "session_request"
+	TypeProbeLogs       Type = "probe_logs"
+)
+
+// Format is an output format's API name.
+type Format string
+
+const (
+	FormatCSV   Format = "csv"
+	FormatCSVGz Format = "csv.gz"
+	FormatXLSX  Format = "xlsx"
+	FormatJSONL Format = "jsonl"
+	FormatDump  Format = "dump"
+	FormatJSON  Format = "json"
+	FormatText  Format = "txt"
+)
+
+// TypeSpec is what the domain knows about one export type: who may ask for
+// it, in which formats, and how its parameters are checked.
+type TypeSpec struct {
+	Type      Type
+	AdminOnly bool
+	// Formats lists the accepted formats; the first is the default.
+	Formats []Format
+	// Parse checks raw params for principal p and returns them normalised
+	// (defaults filled in, a user's user_id forced to their own). Errors are
+	// *Error of kind KindInvalid naming the field.
+	Parse func(raw json.RawMessage, p Principal) (json.RawMessage, error)
+	// ContentType of the artifact for a format.
+	ContentType func(Format) string
+	// Filename of the artifact, given the job and the time it ends.
+	Filename func(j *Job, now time.Time) string
+}
+
+// Registry holds the export types this build can run.
+type Registry struct {
+	specs map[Type]TypeSpec
+}
+
+// NewRegistry returns a registry of the given specs.
+func NewRegistry(specs ...TypeSpec) *Registry {
+	r := &Registry{specs: make(map[Type]TypeSpec, len(specs))}
+	for _, s := range specs {
+		r.specs[s.Type] = s
+	}
+	return r
+}
+
+// Spec returns the spec of t.
+func (r *Registry) Spec(t Type) (TypeSpec, bool) {
+	s, ok := r.specs[t]
+	return s, ok
+}
+
+// Types lists the registered type names, sorted.
+func (r *Registry) Types() []string {
+	out := make([]string, 0, len(r.specs))
+	for t := range r.specs {
+		out = append(out, string(t))
+	}
+	sort.Strings(out)
+	return out
+}
+
+// DecodeStrict decodes raw into v, rejecting unknown fields and trailing
+// data, and turns decoding errors into *Error naming the field under prefix.
+func DecodeStrict(raw json.RawMessage, v any, prefix string) error {
+	if len(bytes.TrimSpace(raw)) == 0 || string(bytes.TrimSpace(raw)) == "null" {
+		raw = json.RawMessage("{}")
+	}
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return decodeError(err, prefix)
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return Invalid(strings.TrimSuffix(prefix, "."), "unexpected data after the JSON object")
+	}
+	return nil
+}
+
+func decodeError(err error, prefix string) error {
+	var typeErr *json.UnmarshalTypeError
+	var synErr *json.SyntaxError
+	var fieldErr *Error
+	switch {
+	case errors.As(err, &fieldErr):
+		if fieldErr.Kind == KindInvalid && len(fieldErr.Fields) == 1 {
+			for f, m := range fieldErr.Fields {
+				return Invalid(prefix+f, "%s", m)
+			}
+		}
+		return fieldErr
+	case errors.As(err, &typeErr):
+		field := typeErr.Field
+		if field == "" {
+			return Invalid(strings.TrimSuffix(prefix, "."), "must be a JSON object")
+		}
+		return Invalid(prefix+field, "must be %s, not a JSON %s", jsonKindName(typeErr.Type.Kind().String()), typeErr.Value)
+	case errors.As(err, &synErr):
+		return Invalid(strings.TrimSuffix(prefix, "."), "malformed JSON at byte %d: %v", synErr.Offset, synErr)
+	case strings.HasPrefix(err.Error(), "json: unknown field "):
+		name := strings.Trim(strings.TrimPrefix(err.Error(), "json: unknown field "), `"`)
+		return Invalid(prefix+name, "unknown field; remove it (see the API documentation for the accepted fields)")
+	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
+		return Invalid(strings.TrimSuffix(prefix, "."), "the JSON body is empty or cut short")
+	}
+	return Invalid(strings.TrimSuffix(prefix, "."), "%v", err)
+}
+
+func jsonKindName(kind string) string {
+	switch kind {
+	case "int", "int8", "int16", "int32", "int64", "uint", "uint8", "uint16", "uint32", "uint64":
+		return "an integer"
+	case "float32", "float64":
+		return "a number"
+	case "string":
+		return "a string"
+	case "bool":
+		return "true or false"
+	case "map", "struct":
+		return "an object"
+	case "slice", "array":
+		return "an array"
+	}
+	return "a " + kind
+}
+
+// ParseInstant reads a time given as epoch milliseconds or an RFC 3339
+// string; absent or null gives nil.
+func ParseInstant(field string, raw json.RawMessage) (*time.Time, error) {
+	s := strings.TrimSpace(string(raw))
+	if s == "" || s == "null" {
+		return nil, nil
+	}
+	if strings.HasPrefix(s, `"`) {
+		var str string
+		if err := json.Unmarshal(raw, &str); err != nil {
+			return nil, Invalid(field, "malformed string")
+		}
+		t, err := time.Parse(time.RFC3339Nano, str)
+		if err != nil {
+			return nil, Invalid(field, "%q is not an RFC 3339 time (example: 2026-01-29T10:30:00Z) or epoch milliseconds", str)
+		}
+		t = t.UTC()
+		return &t, nil
+	}
+	var ms int64
+	if err := json.Unmarshal(raw, &ms); err != nil {
+		return nil, Invalid(field, "%s is not epoch milliseconds (an integer) or an RFC 3339 string", s)
+	}
+	t := time.UnixMilli(ms).UTC()
+	return &t, nil
+}
+
+// LoadZone checks an IANA zone name for field; empty means UTC.
+func LoadZone(field, name string) (*time.Location, error) {
+	if name == "" {
+		return time.UTC, nil
+	}
+	loc, err := time.LoadLocation(name)
+	if err != nil || name == "Local" {
+		return nil, Invalid(field, "unknown time zone %q; use an IANA name such as \"UTC\" or \"Asia/Shanghai\"", name)
+	}
+	return loc, nil
+}
