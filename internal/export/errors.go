@@ -76,3 +76,13 @@ func KindOf(err error) Kind {
 	}
 	return KindInternal
 }
+
+// Attempt bookkeeping errors, shared by the job store and the workers.
+var (
+	// ErrJobEnded: the job has already ended; a re-delivered task has
+	// nothing to do.
+	ErrJobEnded = errors.New("export: job has ended")
+	// ErrSuperseded: an attempt no longer owns its job: the job was
+	// canceled, or a newer attempt took it over.
+	ErrSuperseded = errors.New("export: attempt superseded")
+)

@@ -1,0 +1,125 @@
+// Package lock implements leases in Redis: a key holding a unique value
+// with a TTL, renewed while its holder works and released only by its
+// holder (compare-and-delete). A job's lease keeps a re-delivered task from
+// running beside a live first attempt; the backup lock shares CCH's key so
+// hubexport and the CCH web UI never dump or restore at once.
+//
+// It knows nothing of jobs or exports.
+package lock
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+var (
+	// ErrHeld: someone else holds the lease.
+	ErrHeld = errors.New("lock: held by another holder")
+	// ErrLost: the lease expired or was taken over; the holder must stop.
+	ErrLost = errors.New("lock: lease lost")
+)
+
+// Only the holder (the one who knows the value) may renew or delete.
+var (
+	renewScript = redis.NewScript(`if redis.call("GET", KEYS[1]) == ARGV[1] then
+  return redis.call("PEXPIRE", KEYS[1], ARGV[2])
+end
+return 0`)
+	releaseScript = redis.NewScript(`if redis.call("GET", KEYS[1]) == ARGV[1] then
+  return redis.call("DEL", KEYS[1])
+end
+return 0`)
+)
+
+// Lease is a held lock.
+type Lease struct {
+	rdb   redis.UniversalClient
+	key   string
+	value string
+	ttl   time.Duration
+}
+
+// NewValue returns a unique lease value.
+func NewValue() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// Acquire takes key for ttl with a fresh unique value, or returns ErrHeld.
+func Acquire(ctx context.Context, rdb redis.UniversalClient, key string, ttl time.Duration) (*Lease, error) {
+	return AcquireValue(ctx, rdb, key, NewValue(), ttl)
+}
+
+// AcquireValue is Acquire with a caller-chosen value (a value that also
+// identifies the holder elsewhere).
+func AcquireValue(ctx context.Context, rdb redis.UniversalClient, key, value string, ttl time.Duration) (*Lease, error) {
+	ok, err := rdb.SetNX(ctx, key, value, ttl).Result()
+	if err != nil {
+		return nil, fmt.Errorf("lock: acquire %s: %w", key, err)
+	}
+	if !ok {
+		return nil, ErrHeld
+	}
+	return &Lease{rdb: rdb, key: key, value: value, ttl: ttl}, nil
+}
+
+// Value is the lease's unique value.
+func (l *Lease) Value() string { return l.value }
+
+// Key is the locked key.
+func (l *Lease) Key() string { return l.key }
+
+// Renew extends the lease to a full TTL, or returns ErrLost.
+func (l *Lease) Renew(ctx context.Context) error {
+	n, err := renewScript.Run(ctx, l.rdb, []string{l.key}, l.value, l.ttl.Milliseconds()).Int()
+	if err != nil {
+		return fmt.Errorf("lock: renew %s: %w", l.key, err)
+	}
+	if n == 0 {
+		return ErrLost
+	}
+	return nil
+}
+
+// Release gives the lease up if it is still held; releasing a lost lease
+// is not an error.
+func (l *Lease) Release(ctx context.Context) error {
+	if err := releaseScript.Run(ctx, l.rdb, []string{l.key}, l.value).Err(); err != nil {
+		return fmt.Errorf("lock: release %s: %w", l.key, err)
+	}
+	return nil
+}
+
+// Keep renews the lease every interval until ctx ends. It returns ErrLost
+// as soon as the lease is gone, or a Redis error once renewals have failed
+// for longer than the TTL (by then the lease has expired anyway).
+func (l *Lease) Keep(ctx context.Context, interval time.Duration) error {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	lastOK := time.Now()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+		err := l.Renew(ctx)
+		switch {
+		case err == nil:
+			lastOK = time.Now()
+		case errors.Is(err, ErrLost):
+			return err
+		case ctx.Err() != nil:
+			return nil
+		case time.Since(lastOK) >= l.ttl:
+			return fmt.Errorf("%w: %w", ErrLost, err)
+		}
+	}
+}

@@ -1,0 +1,11 @@
+// Package jobs runs exports on Asynq: the task types (one file each, with
+// its Type constant, payload, constructor and handler), the shared attempt
+// lifecycle (job lease, state changes, streaming into storage with a
+// SHA-256), the worker server, the reconciler that re-enqueues jobs whose
+// task Redis lost, and the periodic maintenance (artifact expiry, sweeping
+// crashed workers' leftovers).
+//
+// Job state lives in PostgreSQL (through JobStore); Redis only carries
+// tasks and leases, so losing Redis delays jobs but never loses them.
+// Handlers are safe to run twice and stop promptly when their context ends.
+package jobs

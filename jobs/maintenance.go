@@ -1,0 +1,136 @@
+package jobs
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/hibiken/asynq"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/hubexport/hubexport/internal/export"
+	"github.com/hubexport/hubexport/internal/lock"
+)
+
+// Maintenance task types (wire contracts: never rename).
+const (
+	// TypeCleanup deletes expired artifacts and the unfinished uploads of
+	// ended jobs.
+	TypeCleanup = "maintenance:cleanup"
+	// TypeSweep removes unfinished writes older than SweepAge, whoever left
+	// them (a crashed worker).
+	TypeSweep = "maintenance:sweep"
+)
+
+// SweepAge is how old an unfinished write must be before the sweep removes
+// it: long enough that no live upload is touched.
+const SweepAge = 6 * time.Hour
+
+// NewCleanupTask builds a cleanup task.
+func NewCleanupTask() *asynq.Task {
+	return asynq.NewTask(TypeCleanup, nil, asynq.Queue(QueueMaintenance), asynq.MaxRetry(0), asynq.Timeout(10*time.Minute))
+}
+
+// NewSweepTask builds a sweep task.
+func NewSweepTask() *asynq.Task {
+	return asynq.NewTask(TypeSweep, nil, asynq.Queue(QueueMaintenance), asynq.MaxRetry(0), asynq.Timeout(30*time.Minute))
+}
+
+// Maintenance runs the periodic housekeeping.
+type Maintenance struct {
+	Store   JobStore
+	Objects export.ObjectStore
+	Redis   redis.UniversalClient
+	Log     *slog.Logger
+	Now     func() time.Time
+}
+
+// Cleanup handles TypeCleanup. When several schedulers enqueue the same
+// tick, the first run holds a short lock and the others return at once.
+func (m *Maintenance) Cleanup(ctx context.Context, _ *asynq.Task) error {
+	l, err := lock.Acquire(ctx, m.Redis, "hubexport:maintenance:cleanup", time.Minute)
+	if errors.Is(err, lock.ErrHeld) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	defer l.Release(context.WithoutCancel(ctx))
+	expired, leftovers, err := m.RunCleanup(ctx)
+	if expired+leftovers > 0 {
+		m.Log.InfoContext(ctx, "cleanup_done", "expired", expired, "leftovers", leftovers)
+	}
+	return err
+}
+
+// RunCleanup deletes expired artifacts (their jobs then read expired) and
+// the unfinished uploads of ended jobs whose abort failed at the time.
+func (m *Maintenance) RunCleanup(ctx context.Context) (expired, leftovers int, err error) {
+	for {
+		jobs, err := m.Store.ExpiredArtifacts(ctx, 100)
+		if err != nil {
+			return expired, leftovers, err
+		}
+		for _, j := range jobs {
+			if err := m.Objects.Delete(ctx, j.StorageKey); err != nil {
+				return expired, leftovers, fmt.Errorf("jobs: delete expired artifact of %s: %w", j.ID, err)
+			}
+			if err := m.Store.Expire(ctx, j.ID); err != nil {
+				return expired, leftovers, err
+			}
+			m.Log.InfoContext(ctx, "artifact_expired", "job_id", j.ID, "storage_key", j.StorageKey)
+			expired++
+		}
+		if len(jobs) < 100 {
+			break
+		}
+	}
+	jobs, err := m.Store.WithLeftovers(ctx, 100)
+	if err != nil {
+		return expired, leftovers, err
+	}
+	for _, j := range jobs {
+		n, err := m.Objects.AbortPending(ctx, StoragePrefix(j))
+		if err != nil {
+			m.Log.WarnContext(ctx, "leftovers_abort_failed", "job_id", j.ID, "error", err)
+			continue
+		}
+		if err := m.Store.MarkLeftovers(ctx, j.ID, false); err != nil {
+			return expired, leftovers, err
+		}
+		leftovers += n
+	}
+	return expired, leftovers, nil
+}
+
+// Sweep handles TypeSweep.
+func (m *Maintenance) Sweep(ctx context.Context, _ *asynq.Task) error {
+	n, err := m.Objects.Sweep(ctx, m.Now().Add(-SweepAge))
+	if n > 0 {
+		m.Log.InfoContext(ctx, "leftovers_swept", "count", n)
+	}
+	return err
+}
+
+// NewScheduler builds the Asynq scheduler of the periodic maintenance.
+// Several schedulers may run; Cleanup's lock and Sweep's idempotence make
+// duplicate ticks harmless.
+func NewScheduler(rdb redis.UniversalClient, log *slog.Logger, cleanupEvery time.Duration) (*asynq.Scheduler, error) {
+	s := asynq.NewSchedulerFromRedisClient(rdb, &asynq.SchedulerOpts{
+		Location: time.UTC,
+		Logger:   asynqLogger{log},
+		LogLevel: asynq.WarnLevel,
+		EnqueueErrorHandler: func(t *asynq.Task, _ []asynq.Option, err error) {
+			log.Warn("periodic_enqueue_failed", "task_type", t.Type(), "error", err)
+		},
+	})
+	if _, err := s.Register(fmt.Sprintf("@every %s", cleanupEvery), NewCleanupTask()); err != nil {
+		return nil, fmt.Errorf("jobs: register cleanup: %w", err)
+	}
+	if _, err := s.Register("@every 1h", NewSweepTask()); err != nil {
+		return nil, fmt.Errorf("jobs: register sweep: %w", err)
+	}
+	return s, nil
+}

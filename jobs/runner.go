@@ -1,0 +1,390 @@
+package jobs
+
+import (
+	"bufio"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"hash"
+	"io"
+	"log/slog"
+	"path"
+	"sync"
+	"time"
+
+	"github.com/hibiken/asynq"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/hubexport/hubexport/internal/export"
+	"github.com/hubexport/hubexport/internal/lock"
+)
+
+// Queue names. Session snapshots expire within minutes, so their queue is
+// served first.
+const (
+	QueueCritical    = "critical"
+	QueueExports     = "exports"
+	QueueBackups     = "backups"
+	QueueMaintenance = "maintenance"
+)
+
+// Producer writes one job's artifact to w, reporting progress through pr,
+// and returns the number of rows (lines, objects) written. Returning an
+// *export.Error of kind KindInvalid fails the job without a retry.
+type Producer func(ctx context.Context, job *export.Job, w io.Writer, pr *Progress) (rows int64, err error)
+
+// Runner is the lifecycle every export attempt shares: take the job's
+// lease, mark it running, stream the producer's output through a SHA-256
+// into storage, then record success, a retry or a failure in PostgreSQL.
+type Runner struct {
+	Store    JobStore
+	Objects  export.ObjectStore
+	Registry *export.Registry
+	Redis    redis.UniversalClient
+	Log      *slog.Logger
+	Now      func() time.Time
+	// Retention is how long artifacts are kept.
+	Retention time.Duration
+	// LeaseTTL is the job lease's TTL; it is renewed every third of it.
+	LeaseTTL time.Duration
+	// ProgressEvery is the least time between two progress writes.
+	ProgressEvery time.Duration
+}
+
+var (
+	// errLeaseHeld: another attempt of the same job is alive. Not a
+	// failure: the task comes back shortly without using up a retry.
+	errLeaseHeld = errors.New("jobs: another attempt of this job holds its lease")
+	// errLeaseLost: this attempt's lease expired; another may take over.
+	errLeaseLost = errors.New("jobs: job lease lost")
+	// errSuperseded: the job was canceled or taken over.
+	errSuperseded = errors.New("jobs: attempt superseded")
+)
+
+// storageError marks a failure to write to the object store.
+type storageError struct{ err error }
+
+func (e *storageError) Error() string { return "storage: " + e.err.Error() }
+func (e *storageError) Unwrap() error { return e.err }
+
+func leaseKey(jobID string) string { return "hubexport:job:" + jobID + ":lease" }
+
+// StorageKey is where job j's artifact is stored.
+func StorageKey(j *export.Job, filename string) string {
+	return path.Join(StoragePrefix(j), filename)
+}
+
+// StoragePrefix is the folder of job j's artifact.
+func StoragePrefix(j *export.Job) string {
+	c := j.CreatedAt.UTC()
+	return fmt.Sprintf("exports/%04d/%02d/%s/", c.Year(), int(c.Month()), j.ID)
+}
+
+// Run runs one attempt of the task's job with produce.
+func (r *Runner) Run(ctx context.Context, t *asynq.Task, produce Producer) error {
+	jobID, err := parseJobPayload(t)
+	if err != nil {
+		return err
+	}
+	retried, _ := asynq.GetRetryCount(ctx)
+	maxRetry, _ := asynq.GetMaxRetry(ctx)
+	log := r.Log.With("job_id", jobID, "task_type", t.Type(), "retry", retried)
+
+	lease, err := lock.Acquire(ctx, r.Redis, leaseKey(jobID), r.LeaseTTL)
+	if errors.Is(err, lock.ErrHeld) {
+		log.InfoContext(ctx, "job_lease_held")
+		return errLeaseHeld
+	}
+	if err != nil {
+		return fmt.Errorf("jobs: %w", err)
+	}
+	defer func() {
+		if err := lease.Release(context.WithoutCancel(ctx)); err != nil {
+			log.WarnContext(ctx, "job_lease_release_failed", "error", err)
+		}
+	}()
+	token := lease.Value()
+
+	job, err := r.Store.BeginAttempt(ctx, jobID, token)
+	switch {
+	case errors.Is(err, export.ErrJobEnded):
+		log.InfoContext(ctx, "job_already_ended", "status", job.Status)
+		return nil
+	case errors.Is(err, export.ErrNotFound):
+		log.ErrorContext(ctx, "job_missing")
+		return fmt.Errorf("jobs: job %s has no record: %w", jobID, asynq.SkipRetry)
+	case err != nil:
+		return err
+	}
+	spec, ok := r.Registry.Spec(job.Type)
+	if !ok {
+		e := &export.JobError{Code: "unsupported_type", Message: fmt.Sprintf("this worker cannot run %s exports; upgrade it", job.Type)}
+		_ = r.Store.Fail(ctx, jobID, token, e, false)
+		return fmt.Errorf("jobs: %s: %w", e.Message, asynq.SkipRetry)
+	}
+	log = log.With("job_type", job.Type, "attempt", job.Attempts)
+	log.InfoContext(ctx, "job_started")
+	started := r.Now()
+
+	runCtx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	var keeper sync.WaitGroup
+	keeper.Add(1)
+	go func() {
+		defer keeper.Done()
+		r.keep(runCtx, cancel, lease, jobID, token)
+	}()
+	defer keeper.Wait()
+	defer cancel(nil)
+
+	filename := spec.Filename(job, job.CreatedAt)
+	key := StorageKey(job, filename)
+	if n, err := r.Objects.AbortPending(runCtx, StoragePrefix(job)); err != nil {
+		log.WarnContext(ctx, "leftovers_abort_failed", "error", err)
+	} else if n > 0 {
+		log.InfoContext(ctx, "leftovers_aborted", "count", n)
+	}
+	pr := &Progress{store: r.Store, jobID: jobID, token: token, every: r.ProgressEvery, cancel: cancel, log: log}
+	res, uploadErr := r.stream(runCtx, job, key, spec.ContentType(job.Format), produce, pr)
+	if uploadErr == nil {
+		res.Filename = filename
+		res.ExpiresAt = r.Now().Add(r.Retention).UTC().Truncate(time.Second)
+		err := r.Store.Succeed(ctx, jobID, token, key, res)
+		if err == nil {
+			log.InfoContext(ctx, "job_succeeded", "rows", res.Rows, "size_bytes", res.SizeBytes,
+				"duration_ms", r.Now().Sub(started).Milliseconds())
+			return nil
+		}
+		// The file is complete but the job is no longer ours.
+		uploadErr = err
+		if errors.Is(err, export.ErrSuperseded) {
+			uploadErr = errSuperseded
+			if j, jerr := r.Store.Job(ctx, jobID); jerr == nil && j.Status == export.StatusCanceled {
+				if derr := r.Objects.Delete(context.WithoutCancel(ctx), key); derr != nil {
+					log.WarnContext(ctx, "canceled_artifact_delete_failed", "error", derr)
+					_ = r.Store.MarkLeftovers(context.WithoutCancel(ctx), jobID, true)
+				}
+			}
+		}
+	}
+	return r.failed(ctx, runCtx, log, job, token, uploadErr, retried, maxRetry)
+}
+
+// keep renews the job lease and checks that the attempt still owns the job,
+// cancelling the attempt as soon as either is no longer true.
+func (r *Runner) keep(ctx context.Context, cancel context.CancelCauseFunc, lease *lock.Lease, jobID, token string) {
+	every := r.LeaseTTL / 3
+	t := time.NewTicker(every)
+	defer t.Stop()
+	lastRenewed := time.Now()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		switch err := lease.Renew(ctx); {
+		case err == nil:
+			lastRenewed = time.Now()
+		case errors.Is(err, lock.ErrLost):
+			cancel(errLeaseLost)
+			return
+		case ctx.Err() != nil:
+			return
+		case time.Since(lastRenewed) >= r.LeaseTTL:
+			cancel(fmt.Errorf("%w: %w", errLeaseLost, err))
+			return
+		}
+		if err := r.Store.CheckAttempt(ctx, jobID, token); errors.Is(err, export.ErrSuperseded) {
+			cancel(errSuperseded)
+			return
+		}
+	}
+}
+
+// stream runs produce into a new upload at key and commits it.
+func (r *Runner) stream(ctx context.Context, job *export.Job, key, contentType string, produce Producer, pr *Progress) (export.Result, error) {
+	up, err := r.Objects.Create(ctx, key, contentType)
+	if err != nil {
+		return export.Result{}, &storageError{err}
+	}
+	hw := &hashWriter{w: up, h: sha256.New()}
+	bw := bufio.NewWriterSize(hw, 256<<10)
+	rows, err := produce(ctx, job, bw, pr)
+	if err == nil {
+		err = bw.Flush()
+	}
+	if err == nil {
+		err = pr.Flush(ctx)
+	}
+	if err == nil && ctx.Err() != nil {
+		err = context.Cause(ctx)
+	}
+	if err == nil {
+		if cerr := up.Commit(ctx); cerr != nil {
+			err = &storageError{cerr}
+		}
+	}
+	if err != nil {
+		if aerr := up.Abort(context.WithoutCancel(ctx)); aerr != nil {
+			r.Log.WarnContext(ctx, "upload_abort_failed", "job_id", job.ID, "error", aerr)
+			_ = r.Store.MarkLeftovers(context.WithoutCancel(ctx), job.ID, true)
+		}
+		return export.Result{}, err
+	}
+	return export.Result{
+		ContentType: contentType,
+		SizeBytes:   hw.n,
+		SHA256:      hex.EncodeToString(hw.h.Sum(nil)),
+		Rows:        rows,
+	}, nil
+}
+
+// failed decides what an attempt's error means for the job and for Asynq.
+func (r *Runner) failed(ctx, runCtx context.Context, log *slog.Logger, job *export.Job, token string, err error, retried, maxRetry int) error {
+	bg := context.WithoutCancel(ctx)
+	cause := context.Cause(runCtx)
+	switch {
+	case errors.Is(cause, errSuperseded) || errors.Is(err, errSuperseded):
+		j, jerr := r.Store.Job(bg, job.ID)
+		if jerr == nil && j.Status == export.StatusCanceled {
+			log.InfoContext(ctx, "job_canceled")
+			return nil
+		}
+		log.WarnContext(ctx, "job_attempt_superseded")
+		return errSuperseded
+	case errors.Is(cause, errLeaseLost):
+		log.WarnContext(ctx, "job_lease_lost", "error", cause)
+		_ = r.Store.Requeue(bg, job.ID, token, &export.JobError{Code: "lease_lost", Message: "the worker lost the job's lease (Redis unreachable?); the job will run again"})
+		return errLeaseLost
+	case ctx.Err() != nil && !errors.Is(ctx.Err(), context.DeadlineExceeded):
+		// The worker is shutting down, or Asynq was asked to cancel the
+		// task. A canceled job says so in PostgreSQL; otherwise the task
+		// goes back to the queue and runs again.
+		if j, jerr := r.Store.Job(bg, job.ID); jerr == nil && j.Status == export.StatusCanceled {
+			log.InfoContext(ctx, "job_canceled")
+			return nil
+		}
+		_ = r.Store.Requeue(bg, job.ID, token, &export.JobError{Code: "interrupted", Message: "the worker stopped during the export; the job will run again"})
+		log.InfoContext(ctx, "job_interrupted")
+		return ctx.Err()
+	}
+
+	je, permanent := classify(err, ctx)
+	last := permanent || retried >= maxRetry
+	if last {
+		if ferr := r.Store.Fail(bg, job.ID, token, je, false); ferr != nil && !errors.Is(ferr, export.ErrSuperseded) {
+			log.ErrorContext(ctx, "job_fail_record_failed", "error", ferr)
+			return ferr
+		}
+		log.WarnContext(ctx, "job_failed", "code", je.Code, "error", err)
+		return fmt.Errorf("jobs: %w: %w", err, asynq.SkipRetry)
+	}
+	retryErr := &export.JobError{Code: je.Code, Message: fmt.Sprintf("attempt %d of %d failed: %s; retrying", retried+1, maxRetry+1, je.Message)}
+	if rerr := r.Store.Requeue(bg, job.ID, token, retryErr); rerr != nil && !errors.Is(rerr, export.ErrSuperseded) {
+		log.ErrorContext(ctx, "job_requeue_record_failed", "error", rerr)
+	}
+	log.WarnContext(ctx, "job_attempt_failed", "code", je.Code, "error", err)
+	return err
+}
+
+// classify turns an attempt's error into what the user reads, and says
+// whether trying again could help.
+func classify(err error, ctx context.Context) (*export.JobError, bool) {
+	var (
+		ee *export.Error
+		se *storageError
+	)
+	switch {
+	case errors.As(err, &ee) && ee.Kind != export.KindInternal && ee.Kind != export.KindUnavailable:
+		return &export.JobError{Code: ee.Code, Message: ee.Message}, true
+	case errors.As(err, &ee):
+		return &export.JobError{Code: ee.Code, Message: ee.Message}, false
+	case errors.As(err, &se):
+		return &export.JobError{Code: "storage_unavailable", Message: "could not write the file to storage: " + se.err.Error() + "; check that the storage (STORAGE_URL) is reachable and writable"}, false
+	case errors.Is(err, context.DeadlineExceeded) && ctx.Err() != nil:
+		return &export.JobError{Code: "timeout", Message: "the export ran past its time limit"}, false
+	}
+	return &export.JobError{Code: "export_failed", Message: err.Error()}, false
+}
+
+// hashWriter counts and hashes what goes to storage; its errors are
+// storage errors.
+type hashWriter struct {
+	w io.Writer
+	h hash.Hash
+	n int64
+}
+
+func (hw *hashWriter) Write(p []byte) (int, error) {
+	n, err := hw.w.Write(p)
+	hw.h.Write(p[:n])
+	hw.n += int64(n)
+	if err != nil {
+		return n, &storageError{err}
+	}
+	return n, nil
+}
+
+// Progress records an attempt's progress in PostgreSQL, at most once per
+// interval. A write that finds the job canceled cancels the attempt.
+type Progress struct {
+	store  JobStore
+	jobID  string
+	token  string
+	every  time.Duration
+	cancel context.CancelCauseFunc
+	log    *slog.Logger
+
+	mu      sync.Mutex
+	cur     export.Progress
+	last    time.Time
+	pending bool
+}
+
+// Set records done out of total (0: unknown) in unit.
+func (p *Progress) Set(done, total int64, unit string) {
+	p.mu.Lock()
+	p.cur.Done, p.cur.Total, p.cur.Unit = done, total, unit
+	p.pending = true
+	due := time.Since(p.last) >= p.every
+	p.mu.Unlock()
+	if due {
+		_ = p.Flush(context.Background())
+	}
+}
+
+// Note records a phase or wait ("waiting for the backup lock") and writes it
+// at once.
+func (p *Progress) Note(ctx context.Context, note string) error {
+	p.mu.Lock()
+	p.cur.Note = note
+	p.pending = true
+	p.mu.Unlock()
+	return p.Flush(ctx)
+}
+
+// Flush writes pending progress now.
+func (p *Progress) Flush(ctx context.Context) error {
+	p.mu.Lock()
+	if !p.pending {
+		p.mu.Unlock()
+		return nil
+	}
+	cur := p.cur
+	p.pending = false
+	p.last = time.Now()
+	p.mu.Unlock()
+	err := p.store.SetProgress(ctx, p.jobID, p.token, cur)
+	if errors.Is(err, export.ErrSuperseded) {
+		p.cancel(errSuperseded)
+		return errSuperseded
+	}
+	if err != nil {
+		// Progress is advisory: a failed write is retried with the next.
+		p.log.WarnContext(ctx, "progress_write_failed", "error", err)
+	}
+	return nil
+}

@@ -1,0 +1,78 @@
+package jobs
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"math/rand/v2"
+	"time"
+
+	"github.com/hibiken/asynq"
+	"github.com/redis/go-redis/v9"
+)
+
+// WorkerConfig tunes the worker server.
+type WorkerConfig struct {
+	Concurrency int
+	// ShutdownTimeout is how long a stopping worker lets running exports
+	// finish before handing them back to the queue.
+	ShutdownTimeout time.Duration
+	// RetryBase is the delay before the first retry; it doubles per retry
+	// up to RetryMax.
+	RetryBase time.Duration
+	RetryMax  time.Duration
+}
+
+// Handlers are the task handlers a worker serves.
+type Handlers struct {
+	ProbeLogs   *ProbeLogsHandler
+	Maintenance *Maintenance
+}
+
+// NewServer builds the Asynq worker server with hubexport's queues and
+// retry policy, and the mux routing task types to handlers.
+func NewServer(rdb redis.UniversalClient, cfg WorkerConfig, h Handlers, log *slog.Logger) (*asynq.Server, *asynq.ServeMux) {
+	srv := asynq.NewServerFromRedisClient(rdb, asynq.Config{
+		Concurrency: cfg.Concurrency,
+		Queues: map[string]int{
+			QueueCritical:    10,
+			QueueExports:     5,
+			QueueBackups:     3,
+			QueueMaintenance: 1,
+		},
+		ShutdownTimeout: cfg.ShutdownTimeout,
+		// A lease held by a live attempt is not the job's failure: it must
+		// not use up the job's retries.
+		IsFailure: func(err error) bool {
+			return !errors.Is(err, errLeaseHeld)
+		},
+		RetryDelayFunc: func(n int, err error, _ *asynq.Task) time.Duration {
+			if errors.Is(err, errLeaseHeld) || errors.Is(err, errLeaseLost) {
+				return cfg.RetryBase
+			}
+			d := cfg.RetryBase << min(n, 20)
+			if d > cfg.RetryMax || d <= 0 {
+				d = cfg.RetryMax
+			}
+			return d + time.Duration(rand.Int64N(int64(d/10)+1))
+		},
+		ErrorHandler: asynq.ErrorHandlerFunc(func(ctx context.Context, t *asynq.Task, err error) {
+			if errors.Is(err, errLeaseHeld) {
+				return
+			}
+			id, _ := asynq.GetTaskID(ctx)
+			log.WarnContext(ctx, "task_failed", "task_type", t.Type(), "task_id", id, "error", err)
+		}),
+		Logger:   asynqLogger{log},
+		LogLevel: asynq.WarnLevel,
+	})
+	mux := asynq.NewServeMux()
+	if h.ProbeLogs != nil {
+		mux.Handle(TypeProbeLogs, h.ProbeLogs)
+	}
+	if h.Maintenance != nil {
+		mux.HandleFunc(TypeCleanup, h.Maintenance.Cleanup)
+		mux.HandleFunc(TypeSweep, h.Maintenance.Sweep)
+	}
+	return srv, mux
+}
