@@ -1,0 +1,302 @@
+// Package config reads hubexport's configuration from the environment,
+// once, at start. Only cmd/hubexport imports it; everything else receives
+// the values it needs.
+package config
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"os"
+	"runtime"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Config is hubexport's configuration.
+type Config struct {
+	DatabaseURL string
+	RedisURL    string
+	HubRedisURL string
+	AdminToken  string
+	HTTPAddr    string
+	PublicURL   string
+	StorageURL  string
+	S3          S3
+
+	// URLSigningKey signs local download links; empty means a key kept in
+	// the database, shared by every instance.
+	URLSigningKey string
+
+	LogLevel  slog.Level
+	LogFormat string // json or text
+
+	AutoMigrate       bool
+	ArtifactRetention time.Duration
+	DownloadLinkTTL   time.Duration
+	MaxActiveJobs     int
+	WorkerConcurrency int
+	ShutdownTimeout   time.Duration
+	KeyCacheTTL       time.Duration
+	JobLeaseTTL       time.Duration
+	ReconcileInterval time.Duration
+	CleanupInterval   time.Duration
+	RetryBaseDelay    time.Duration
+	RetryMaxDelay     time.Duration
+	TrustedProxies    []string
+}
+
+// S3 is the S3-compatible storage's settings.
+type S3 struct {
+	Endpoint        string
+	PublicEndpoint  string
+	Region          string
+	AccessKeyID     string
+	SecretAccessKey string
+	ForcePathStyle  bool
+}
+
+// Lookup reads one environment variable (os.LookupEnv in production).
+type Lookup func(name string) (string, bool)
+
+// Load reads the configuration. Every problem is reported at once, each
+// naming its variable.
+func Load(lookup Lookup) (*Config, error) {
+	r := reader{lookup: lookup}
+	c := &Config{
+		DatabaseURL: r.str("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/claude_code_hub"),
+		RedisURL:    r.str("REDIS_URL", "redis://127.0.0.1:6379/0"),
+		AdminToken:  r.secret("ADMIN_TOKEN"),
+		HTTPAddr:    r.str("HTTP_ADDR", ":8080"),
+		PublicURL:   strings.TrimRight(r.str("PUBLIC_URL", "http://localhost:8080"), "/"),
+		StorageURL:  r.str("STORAGE_URL", "file://./data/exports"),
+		S3: S3{
+			Endpoint:        r.str("S3_ENDPOINT", ""),
+			PublicEndpoint:  r.str("S3_PUBLIC_ENDPOINT", ""),
+			Region:          r.str("S3_REGION", "us-east-1"),
+			AccessKeyID:     r.secret("S3_ACCESS_KEY_ID"),
+			SecretAccessKey: r.secret("S3_SECRET_ACCESS_KEY"),
+			ForcePathStyle:  r.boolean("S3_FORCE_PATH_STYLE", false),
+		},
+		URLSigningKey:     r.secret("URL_SIGNING_KEY"),
+		LogFormat:         r.str("LOG_FORMAT", "json"),
+		AutoMigrate:       r.boolean("AUTO_MIGRATE", true),
+		ArtifactRetention: r.duration("ARTIFACT_RETENTION", 7*24*time.Hour),
+		DownloadLinkTTL:   r.duration("DOWNLOAD_LINK_TTL", 15*time.Minute),
+		MaxActiveJobs:     r.integer("MAX_ACTIVE_JOBS_PER_PRINCIPAL", 3, 1, 1000),
+		WorkerConcurrency: r.integer("WORKER_CONCURRENCY", max(2, runtime.NumCPU()), 1, 256),
+		ShutdownTimeout:   r.duration("SHUTDOWN_TIMEOUT", 30*time.Second),
+		KeyCacheTTL:       r.duration("KEY_CACHE_TTL", 30*time.Second),
+		JobLeaseTTL:       r.duration("JOB_LEASE_TTL", 30*time.Second),
+		ReconcileInterval: r.duration("RECONCILE_INTERVAL", 30*time.Second),
+		CleanupInterval:   r.duration("CLEANUP_INTERVAL", 5*time.Minute),
+		RetryBaseDelay:    r.duration("RETRY_BASE_DELAY", 10*time.Second),
+		RetryMaxDelay:     r.duration("RETRY_MAX_DELAY", 10*time.Minute),
+		TrustedProxies:    r.list("TRUSTED_PROXIES"),
+	}
+	c.HubRedisURL = r.str("HUB_REDIS_URL", c.RedisURL)
+	c.LogLevel = r.level("LOG_LEVEL", slog.LevelInfo)
+
+	for _, v := range []struct{ name, val string }{{"DATABASE_URL", c.DatabaseURL}} {
+		if u, err := url.Parse(v.val); err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
+			r.fail(v.name, "must be a postgres:// URL, such as postgres://user:password@host:5432/claude_code_hub")
+		}
+	}
+	for _, v := range []struct{ name, val string }{{"REDIS_URL", c.RedisURL}, {"HUB_REDIS_URL", c.HubRedisURL}} {
+		if u, err := url.Parse(v.val); err != nil || (u.Scheme != "redis" && u.Scheme != "rediss") {
+			r.fail(v.name, "must be a redis:// or rediss:// URL, such as redis://127.0.0.1:6379/0")
+		}
+	}
+	if u, err := url.Parse(c.PublicURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		r.fail("PUBLIC_URL", "must be the http(s) URL clients reach the API at, such as https://exports.example.com")
+	}
+	if c.LogFormat != "json" && c.LogFormat != "text" {
+		r.fail("LOG_FORMAT", "must be json or text")
+	}
+	if c.AdminToken == "change-me" {
+		// CCH ignores this placeholder too.
+		c.AdminToken = ""
+	}
+	if c.URLSigningKey != "" && len(c.URLSigningKey) < 32 {
+		r.fail("URL_SIGNING_KEY", "must be at least 32 characters; generate one with: openssl rand -hex 32")
+	}
+	if c.DownloadLinkTTL < time.Second || c.DownloadLinkTTL > 7*24*time.Hour {
+		r.fail("DOWNLOAD_LINK_TTL", "must be between 1s and 7d (S3 presigned links cannot live longer)")
+	}
+	if c.JobLeaseTTL < 3*time.Second {
+		r.fail("JOB_LEASE_TTL", "must be at least 3s")
+	}
+	if len(r.errs) > 0 {
+		return nil, fmt.Errorf("config: %w", errors.Join(r.errs...))
+	}
+	return c, nil
+}
+
+// LogAttrs describes the configuration for the startup log, with every
+// secret and password redacted.
+func (c *Config) LogAttrs() []any {
+	set := func(s string) string {
+		if s == "" {
+			return "unset"
+		}
+		return "set"
+	}
+	return []any{
+		"database_url", RedactURL(c.DatabaseURL),
+		"redis_url", RedactURL(c.RedisURL),
+		"hub_redis_url", RedactURL(c.HubRedisURL),
+		"admin_token", set(c.AdminToken),
+		"http_addr", c.HTTPAddr,
+		"public_url", c.PublicURL,
+		"storage_url", c.StorageURL,
+		"s3_endpoint", c.S3.Endpoint,
+		"s3_public_endpoint", c.S3.PublicEndpoint,
+		"s3_region", c.S3.Region,
+		"s3_access_key_id", set(c.S3.AccessKeyID),
+		"s3_secret_access_key", set(c.S3.SecretAccessKey),
+		"url_signing_key", set(c.URLSigningKey),
+		"artifact_retention", c.ArtifactRetention.String(),
+		"download_link_ttl", c.DownloadLinkTTL.String(),
+		"max_active_jobs_per_principal", c.MaxActiveJobs,
+		"worker_concurrency", c.WorkerConcurrency,
+		"auto_migrate", c.AutoMigrate,
+	}
+}
+
+// RedactURL hides the password of a URL.
+func RedactURL(s string) string {
+	u, err := url.Parse(s)
+	if err != nil {
+		return "(unparseable)"
+	}
+	if _, ok := u.User.Password(); ok {
+		u.User = url.UserPassword(u.User.Username(), "xxxxx")
+	}
+	q := u.Query()
+	for k := range q {
+		if strings.Contains(strings.ToLower(k), "password") {
+			q.Set(k, "xxxxx")
+		}
+	}
+	u.RawQuery = q.Encode()
+	return u.String()
+}
+
+// RandomKey returns a fresh random signing key.
+func RandomKey() string {
+	var b [32]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+type reader struct {
+	lookup Lookup
+	errs   []error
+}
+
+func (r *reader) fail(name, format string, args ...any) {
+	r.errs = append(r.errs, fmt.Errorf("%s %s", name, fmt.Sprintf(format, args...)))
+}
+
+func (r *reader) str(name, def string) string {
+	if v, ok := r.lookup(name); ok && strings.TrimSpace(v) != "" {
+		return strings.TrimSpace(v)
+	}
+	return def
+}
+
+// secret reads NAME, or the file NAME_FILE names (Docker and Kubernetes
+// secrets); setting both is a mistake worth stopping for.
+func (r *reader) secret(name string) string {
+	v, hasV := r.lookup(name)
+	f, hasF := r.lookup(name + "_FILE")
+	if hasV && v != "" && hasF && f != "" {
+		r.fail(name, "and %s_FILE are both set; set only one", name)
+		return ""
+	}
+	if hasF && f != "" {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			r.fail(name+"_FILE", "names a file that cannot be read: %v", err)
+			return ""
+		}
+		return strings.TrimRight(string(b), "\r\n")
+	}
+	return v
+}
+
+func (r *reader) boolean(name string, def bool) bool {
+	v := r.str(name, "")
+	if v == "" {
+		return def
+	}
+	b, err := strconv.ParseBool(v)
+	if err != nil {
+		r.fail(name, "must be true or false, not %q", v)
+		return def
+	}
+	return b
+}
+
+func (r *reader) integer(name string, def, lo, hi int) int {
+	v := r.str(name, "")
+	if v == "" {
+		return def
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < lo || n > hi {
+		r.fail(name, "must be an integer from %d to %d, not %q", lo, hi, v)
+		return def
+	}
+	return n
+}
+
+// duration accepts Go durations ("90s", "1h30m") and whole days ("7d").
+func (r *reader) duration(name string, def time.Duration) time.Duration {
+	v := r.str(name, "")
+	if v == "" {
+		return def
+	}
+	if days, ok := strings.CutSuffix(v, "d"); ok {
+		if n, err := strconv.Atoi(days); err == nil && n > 0 {
+			return time.Duration(n) * 24 * time.Hour
+		}
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil || d <= 0 {
+		r.fail(name, "must be a positive duration such as 30s, 15m, 2h or 7d, not %q", v)
+		return def
+	}
+	return d
+}
+
+func (r *reader) list(name string) []string {
+	v := r.str(name, "")
+	if v == "" {
+		return nil
+	}
+	var out []string
+	for _, s := range strings.Split(v, ",") {
+		if s = strings.TrimSpace(s); s != "" {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+func (r *reader) level(name string, def slog.Level) slog.Level {
+	v := r.str(name, "")
+	if v == "" {
+		return def
+	}
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(v)); err != nil {
+		r.fail(name, "must be debug, info, warn or error, not %q", v)
+		return def
+	}
+	return l
+}

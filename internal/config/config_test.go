@@ -1,0 +1,83 @@
+package config
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func env(m map[string]string) Lookup {
+	return func(k string) (string, bool) { v, ok := m[k]; return v, ok }
+}
+
+func TestDefaults(t *testing.T) {
+	t.Parallel()
+	c, err := Load(env(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.HubRedisURL != c.RedisURL || c.StorageURL != "file://./data/exports" || c.MaxActiveJobs != 3 ||
+		c.ArtifactRetention != 7*24*time.Hour || c.DownloadLinkTTL != 15*time.Minute || c.HTTPAddr != ":8080" {
+		t.Fatalf("unexpected defaults: %+v", c)
+	}
+}
+
+func TestSecretFromFile(t *testing.T) {
+	t.Parallel()
+	f := filepath.Join(t.TempDir(), "token")
+	if err := os.WriteFile(f, []byte("s3cret-token\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c, err := Load(env(map[string]string{"ADMIN_TOKEN_FILE": f}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.AdminToken != "s3cret-token" {
+		t.Fatalf("admin token %q", c.AdminToken)
+	}
+	_, err = Load(env(map[string]string{"ADMIN_TOKEN_FILE": f, "ADMIN_TOKEN": "x"}))
+	if err == nil || !strings.Contains(err.Error(), "ADMIN_TOKEN and ADMIN_TOKEN_FILE are both set") {
+		t.Fatalf("want both-set error, got %v", err)
+	}
+}
+
+func TestErrorsNameEveryVariable(t *testing.T) {
+	t.Parallel()
+	_, err := Load(env(map[string]string{
+		"DATABASE_URL":                  "mysql://x",
+		"REDIS_URL":                     "http://x",
+		"ARTIFACT_RETENTION":            "forever",
+		"MAX_ACTIVE_JOBS_PER_PRINCIPAL": "0",
+		"S3_FORCE_PATH_STYLE":           "maybe",
+		"LOG_LEVEL":                     "loud",
+	}))
+	if err == nil {
+		t.Fatal("want an error")
+	}
+	for _, name := range []string{"DATABASE_URL", "REDIS_URL", "ARTIFACT_RETENTION", "MAX_ACTIVE_JOBS_PER_PRINCIPAL", "S3_FORCE_PATH_STYLE", "LOG_LEVEL"} {
+		if !strings.Contains(err.Error(), name) {
+			t.Errorf("error does not name %s: %v", name, err)
+		}
+	}
+}
+
+func TestDurationsAndRedaction(t *testing.T) {
+	t.Parallel()
+	c, err := Load(env(map[string]string{"ARTIFACT_RETENTION": "3d", "DATABASE_URL": "postgres://u:p%40ss@db:5432/hub?sslmode=require"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.ArtifactRetention != 72*time.Hour {
+		t.Fatalf("retention %v", c.ArtifactRetention)
+	}
+	for _, a := range c.LogAttrs() {
+		if s, ok := a.(string); ok && strings.Contains(s, "p@ss") || strings.Contains(RedactURL(c.DatabaseURL), "p%40ss") {
+			t.Fatalf("password leaked: %v", a)
+		}
+	}
+	if got := RedactURL(c.DatabaseURL); got != "postgres://u:xxxxx@db:5432/hub?sslmode=require" {
+		t.Fatalf("redacted %q", got)
+	}
+}
