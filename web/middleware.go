@@ -1,0 +1,147 @@
+package web
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"runtime/debug"
+	"strings"
+	"time"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/hubexport/hubexport/internal/export"
+)
+
+type (
+	requestIDKey struct{}
+	principalKey struct{}
+)
+
+func requestIDFrom(ctx context.Context) string {
+	id, _ := ctx.Value(requestIDKey{}).(string)
+	return id
+}
+
+func withPrincipal(ctx context.Context, p export.Principal) context.Context {
+	return context.WithValue(ctx, principalKey{}, p)
+}
+
+// principalFrom returns the caller that authenticate put in ctx.
+func principalFrom(ctx context.Context) (export.Principal, bool) {
+	p, ok := ctx.Value(principalKey{}).(export.Principal)
+	return p, ok
+}
+
+// requestID takes a sane incoming X-Request-Id (so a proxy's id follows the
+// request through) or makes one, and sends it back on every response.
+func requestID(c *gin.Context) {
+	id := c.GetHeader("X-Request-Id")
+	if !saneRequestID(id) {
+		var b [16]byte
+		_, _ = rand.Read(b[:])
+		id = hex.EncodeToString(b[:])
+	}
+	c.Header("X-Request-Id", id)
+	c.Request = c.Request.WithContext(context.WithValue(c.Request.Context(), requestIDKey{}, id))
+	c.Next()
+}
+
+func saneRequestID(id string) bool {
+	if id == "" || len(id) > 128 {
+		return false
+	}
+	for _, r := range id {
+		switch {
+		case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9', strings.ContainsRune("-_.:", r):
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// accessLog writes one line per request. It logs the route template, never
+// the raw path or query (download links carry their signature there),
+// headers or bodies.
+func (h *handler) accessLog(c *gin.Context) {
+	start := time.Now()
+	defer func() {
+		ctx := c.Request.Context()
+		route := c.FullPath()
+		if route == "" {
+			route = "unmatched"
+		}
+		principal := "anonymous"
+		if p, ok := principalFrom(ctx); ok {
+			principal = p.String()
+		}
+		status := c.Writer.Status()
+		level := slog.LevelInfo
+		if status >= http.StatusInternalServerError {
+			level = slog.LevelWarn
+		}
+		h.log.Log(ctx, level, "http_request",
+			"method", c.Request.Method,
+			"route", route,
+			"status", status,
+			"duration_ms", float64(time.Since(start).Microseconds())/1000,
+			"request_id", requestIDFrom(ctx),
+			"principal", principal,
+			"client", c.ClientIP(),
+		)
+	}()
+	c.Next()
+}
+
+// recoverPanic turns a handler's panic into a logged 500. A panic after the
+// response has started aborts the connection instead, so the client sees a
+// broken response rather than a clean but truncated one.
+func (h *handler) recoverPanic(c *gin.Context) {
+	defer func() {
+		v := recover()
+		if v == nil {
+			return
+		}
+		if v == http.ErrAbortHandler {
+			panic(v)
+		}
+		ctx := c.Request.Context()
+		id := requestIDFrom(ctx)
+		h.log.ErrorContext(ctx, "http_panic",
+			"request_id", id, "method", c.Request.Method, "route", c.FullPath(),
+			"panic", fmt.Sprint(v), "stack", string(debug.Stack()))
+		if c.Writer.Written() {
+			panic(http.ErrAbortHandler)
+		}
+		writeError(c, http.StatusInternalServerError, "internal", "internal error; request id "+id, nil)
+	}()
+	c.Next()
+}
+
+// authenticate turns the presented token (Authorization: Bearer, else
+// x-api-key) into the principal the handlers find in the request context.
+func (h *handler) authenticate(c *gin.Context) {
+	token := presentedToken(c.Request.Header)
+	if token == "" {
+		h.fail(c, export.ErrUnauthenticated)
+		return
+	}
+	p, err := h.auth.Authenticate(c.Request.Context(), token)
+	if err != nil {
+		h.fail(c, err)
+		return
+	}
+	c.Request = c.Request.WithContext(withPrincipal(c.Request.Context(), p))
+	c.Next()
+}
+
+func presentedToken(hd http.Header) string {
+	if scheme, token, ok := strings.Cut(strings.TrimSpace(hd.Get("Authorization")), " "); ok && strings.EqualFold(scheme, "Bearer") {
+		return strings.TrimSpace(token)
+	}
+	return strings.TrimSpace(hd.Get("X-Api-Key"))
+}

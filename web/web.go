@@ -1,0 +1,137 @@
+package web
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/hubexport/hubexport/internal/export"
+)
+
+// Options is what the API needs from the rest of the program.
+type Options struct {
+	Service *export.Service
+	Auth    export.Authenticator
+	Log     *slog.Logger
+	// Ready holds the readiness checks by name ("postgres", "redis",
+	// "storage"). Each gets its own 3 s deadline.
+	Ready map[string]func(ctx context.Context) error
+	// Files, if set, serves the local storage's signed links under
+	// /api/v1/files/ with the full request path. It gets no authentication:
+	// the link's signature is the credential.
+	Files http.Handler
+	// PollInterval is how often an event stream re-reads its job; default 1s.
+	PollInterval time.Duration
+	// TrustedProxies lists the proxies (addresses or CIDRs) whose
+	// X-Forwarded-For / X-Real-IP headers are believed when recording a
+	// client's address. Empty trusts none.
+	TrustedProxies []string
+}
+
+const (
+	maxBodyBytes      = 1 << 20
+	readyTimeout      = 3 * time.Second
+	keepAliveInterval = 15 * time.Second
+)
+
+type handler struct {
+	svc       *export.Service
+	auth      export.Authenticator
+	log       *slog.Logger
+	ready     map[string]func(context.Context) error
+	files     http.Handler
+	proxies   []string
+	poll      time.Duration
+	keepAlive time.Duration
+}
+
+// New returns the API's handler. It panics on a missing Service or Auth, or
+// on a TrustedProxies entry that is not an IP address or CIDR: those are
+// wiring mistakes to catch at start-up.
+func New(o Options) http.Handler {
+	return newHandler(o).routes()
+}
+
+func newHandler(o Options) *handler {
+	if o.Service == nil || o.Auth == nil {
+		panic("web: Options.Service and Options.Auth are required")
+	}
+	h := &handler{
+		svc:       o.Service,
+		auth:      o.Auth,
+		log:       o.Log,
+		ready:     o.Ready,
+		files:     o.Files,
+		proxies:   o.TrustedProxies,
+		poll:      o.PollInterval,
+		keepAlive: keepAliveInterval,
+	}
+	if h.log == nil {
+		h.log = slog.Default()
+	}
+	if h.poll <= 0 {
+		h.poll = time.Second
+	}
+	return h
+}
+
+var releaseMode sync.Once
+
+func (h *handler) routes() *gin.Engine {
+	// Gin's mode is process-wide; release mode silences its debug output.
+	releaseMode.Do(func() { gin.SetMode(gin.ReleaseMode) })
+
+	r := gin.New()
+	if err := r.SetTrustedProxies(h.proxies); err != nil {
+		panic("web: invalid TrustedProxies: " + err.Error())
+	}
+	r.HandleMethodNotAllowed = true
+	// An API answers the path it was asked, never a redirect to a guess.
+	r.RedirectTrailingSlash = false
+	r.RedirectFixedPath = false
+
+	r.Use(requestID, h.accessLog, h.recoverPanic)
+	r.NoRoute(func(c *gin.Context) {
+		h.fail(c, export.Errorf(export.KindNotFound, "route_not_found", "no route %s %s; the API lives under /api/v1", c.Request.Method, c.Request.URL.Path))
+	})
+	r.NoMethod(func(c *gin.Context) {
+		writeError(c, http.StatusMethodNotAllowed, "method_not_allowed", "method "+c.Request.Method+" is not allowed here; use "+c.Writer.Header().Get("Allow"), nil)
+	})
+
+	r.GET("/healthz", h.healthz)
+	r.GET("/readyz", h.readyz)
+
+	if h.files != nil {
+		files := gin.WrapH(h.files)
+		r.GET("/api/v1/files/*path", files)
+		r.HEAD("/api/v1/files/*path", files)
+	}
+
+	api := r.Group("/api/v1", h.authenticate)
+	api.POST("/exports", h.createExport)
+	api.GET("/exports", h.listExports)
+	api.GET("/exports/:id", h.getExport)
+	api.DELETE("/exports/:id", h.cancelExport)
+	api.GET("/exports/:id/events", h.exportEvents)
+	api.GET("/exports/:id/download", h.downloadExport)
+	return r
+}
+
+// Server returns an http.Server for the API with timeouts suited to it: no
+// write timeout, because event streams and downloads last as long as they
+// need to.
+func Server(addr string, h http.Handler) *http.Server {
+	return &http.Server{
+		Addr:              addr,
+		Handler:           h,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       time.Minute,
+		WriteTimeout:      0,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    64 << 10,
+	}
+}
