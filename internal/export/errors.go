@@ -60,6 +60,9 @@ var (
 // Invalid builds a bad-input error naming one field.
 func Invalid(field, format string, args ...any) *Error {
 	msg := fmt.Sprintf(format, args...)
+	if field == "" {
+		field = "body"
+	}
 	return &Error{Kind: KindInvalid, Code: "invalid_request", Message: field + ": " + msg, Fields: map[string]string{field: msg}}
 }
 

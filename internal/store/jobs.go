@@ -104,7 +104,7 @@ func (s *Store) CreateJob(ctx context.Context, j *export.Job, maxActive int) (*e
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		// One owner's creates are serialised so the cap and the
 		// idempotency check cannot be raced past.
-		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtextextended('hubexport:owner:' || $1::text, 0))`, j.UserID); err != nil {
+		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtextextended('hubexport:owner:' || $1::bigint::text, 0))`, j.UserID); err != nil {
 			return err
 		}
 		if j.IdempotencyKey != "" {

@@ -1,0 +1,262 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/hibiken/asynq"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/oklog/ulid/v2"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/hubexport/hubexport/internal/config"
+	"github.com/hubexport/hubexport/internal/export"
+	"github.com/hubexport/hubexport/internal/hub"
+	"github.com/hubexport/hubexport/internal/store"
+	"github.com/hubexport/hubexport/jobs"
+	"github.com/hubexport/hubexport/storage"
+	"github.com/hubexport/hubexport/web"
+)
+
+type roles struct{ api, worker, scheduler bool }
+
+// deps are the connections every role shares.
+type deps struct {
+	pool    *pgxpool.Pool
+	rdb     redis.UniversalClient
+	store   *store.Store
+	objects export.ObjectStore
+}
+
+func openDeps(ctx context.Context, cfg *config.Config, log *slog.Logger) (*deps, error) {
+	pool, err := openPool(ctx, cfg.DatabaseURL)
+	if err != nil {
+		return nil, err
+	}
+	d := &deps{pool: pool, store: store.New(pool, time.Now)}
+	if cfg.AutoMigrate {
+		if err := store.Migrate(ctx, pool, log); err != nil {
+			d.close()
+			return nil, err
+		}
+	}
+	ropts, err := redis.ParseURL(cfg.RedisURL)
+	if err != nil {
+		d.close()
+		return nil, fmt.Errorf("REDIS_URL: %w", err)
+	}
+	d.rdb = redis.NewClient(ropts)
+	checkRedisPolicy(ctx, d.rdb, log)
+
+	signingKey := cfg.URLSigningKey
+	if signingKey == "" {
+		// Every instance must sign and verify with the same key: keep one
+		// in the database, created by whoever starts first.
+		if signingKey, err = d.store.Setting(ctx, "url_signing_key", config.RandomKey()); err != nil {
+			d.close()
+			return nil, fmt.Errorf("load the URL signing key (run 'hubexport migrate' first if AUTO_MIGRATE=false): %w", err)
+		}
+	}
+	d.objects, err = storage.Open(ctx, storage.Config{
+		URL:        cfg.StorageURL,
+		SigningKey: []byte(signingKey),
+		PublicURL:  cfg.PublicURL,
+		S3: storage.S3Config{
+			Endpoint:        cfg.S3.Endpoint,
+			PublicEndpoint:  cfg.S3.PublicEndpoint,
+			Region:          cfg.S3.Region,
+			AccessKeyID:     cfg.S3.AccessKeyID,
+			SecretAccessKey: cfg.S3.SecretAccessKey,
+			ForcePathStyle:  cfg.S3.ForcePathStyle,
+		},
+	})
+	if err != nil {
+		d.close()
+		return nil, err
+	}
+	return d, nil
+}
+
+func (d *deps) close() {
+	if d.rdb != nil {
+		_ = d.rdb.Close()
+	}
+	d.pool.Close()
+}
+
+func openPool(ctx context.Context, dsn string) (*pgxpool.Pool, error) {
+	pcfg, err := pgxpool.ParseConfig(dsn)
+	if err != nil {
+		// pgx's message can quote the DSN: say what is wrong without it.
+		return nil, errors.New("DATABASE_URL cannot be parsed; use postgres://user:password@host:5432/dbname")
+	}
+	pcfg.ConnConfig.RuntimeParams["application_name"] = "hubexport"
+	pool, err := pgxpool.NewWithConfig(ctx, pcfg)
+	if err != nil {
+		return nil, fmt.Errorf("connect to DATABASE_URL: %w", err)
+	}
+	pingCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if err := pool.Ping(pingCtx); err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("connect to DATABASE_URL: %w", err)
+	}
+	return pool, nil
+}
+
+// checkRedisPolicy warns when Redis may evict keys: Asynq loses tasks and
+// leases then.
+func checkRedisPolicy(ctx context.Context, rdb redis.UniversalClient, log *slog.Logger) {
+	res, err := rdb.ConfigGet(ctx, "maxmemory-policy").Result()
+	if err != nil {
+		log.WarnContext(ctx, "redis_unreachable_at_start", "error", err)
+		return
+	}
+	if p := res["maxmemory-policy"]; p != "" && p != "noeviction" {
+		log.WarnContext(ctx, "redis_eviction_policy", "maxmemory_policy", p,
+			"advice", "set maxmemory-policy noeviction: with eviction Redis may drop queued tasks and leases")
+	}
+}
+
+func newJobID() string {
+	return "exp_" + ulid.Make().String()
+}
+
+func registry() *export.Registry {
+	return export.NewRegistry(export.ProbeLogSpec())
+}
+
+// serve runs the chosen roles until ctx ends, then shuts down in order:
+// stop taking requests, stop scheduling, hand running tasks back, close
+// the pools.
+func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, r roles) error {
+	log.InfoContext(ctx, "starting", append([]any{"api", r.api, "worker", r.worker, "scheduler", r.scheduler}, cfg.LogAttrs()...)...)
+	d, err := openDeps(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	defer d.close()
+	reg := registry()
+	hubDB := hub.New(d.pool)
+	inspector := asynq.NewInspectorFromRedisClient(d.rdb)
+	queue := &jobs.Client{Client: asynq.NewClientFromRedisClient(d.rdb), Inspector: inspector}
+
+	var (
+		wg       sync.WaitGroup
+		errs     = make(chan error, 3)
+		stopping []func()
+	)
+
+	if r.worker {
+		runner := &jobs.Runner{
+			Store: d.store, Objects: d.objects, Registry: reg, Redis: d.rdb, Log: log, Now: time.Now,
+			Retention: cfg.ArtifactRetention, LeaseTTL: cfg.JobLeaseTTL, ProgressEvery: 500 * time.Millisecond,
+		}
+		srv, mux := jobs.NewServer(d.rdb, jobs.WorkerConfig{
+			Concurrency: cfg.WorkerConcurrency, ShutdownTimeout: cfg.ShutdownTimeout,
+			RetryBase: cfg.RetryBaseDelay, RetryMax: cfg.RetryMaxDelay,
+		}, jobs.Handlers{
+			ProbeLogs:   &jobs.ProbeLogsHandler{Runner: runner, Source: hubDB},
+			Maintenance: &jobs.Maintenance{Store: d.store, Objects: d.objects, Redis: d.rdb, Log: log, Now: time.Now},
+		}, log)
+		if err := srv.Start(mux); err != nil {
+			return fmt.Errorf("start worker: %w", err)
+		}
+		rec := &jobs.Reconciler{Store: d.store, Queue: queue, Inspector: inspector, Log: log,
+			Interval: cfg.ReconcileInterval, Quiet: cfg.ReconcileInterval}
+		recCtx, stopRec := context.WithCancel(context.WithoutCancel(ctx))
+		wg.Add(1)
+		go func() { defer wg.Done(); rec.Run(recCtx) }()
+		stopping = append(stopping, func() {
+			stopRec()
+			srv.Shutdown()
+			log.Info("worker_stopped")
+		})
+		log.InfoContext(ctx, "worker_started", "concurrency", cfg.WorkerConcurrency)
+	}
+
+	if r.scheduler {
+		sched, err := jobs.NewScheduler(d.rdb, log, cfg.CleanupInterval)
+		if err != nil {
+			return err
+		}
+		if err := sched.Start(); err != nil {
+			return fmt.Errorf("start scheduler: %w", err)
+		}
+		// Stopped before the worker, so no tick lands on a stopping worker.
+		stopping = append([]func(){func() { sched.Shutdown(); log.Info("scheduler_stopped") }}, stopping...)
+		log.InfoContext(ctx, "scheduler_started")
+	}
+
+	if r.api {
+		svc := &export.Service{
+			Store: d.store, Queue: queue, Objects: d.objects, Registry: reg, Log: log,
+			NewID: newJobID, Now: time.Now, MaxActive: cfg.MaxActiveJobs, LinkTTL: cfg.DownloadLinkTTL,
+		}
+		opts := web.Options{
+			Service: svc,
+			Auth:    hub.NewAuthenticator(hubDB, cfg.AdminToken, cfg.KeyCacheTTL),
+			Log:     log,
+			Ready: map[string]func(context.Context) error{
+				"postgres": d.store.Ping,
+				"redis":    func(ctx context.Context) error { return d.rdb.Ping(ctx).Err() },
+				"storage":  d.objects.Ping,
+			},
+			TrustedProxies: cfg.TrustedProxies,
+		}
+		if fs, ok := d.objects.(storage.FileServer); ok {
+			opts.Files = fs.Handler()
+		}
+		httpSrv := web.Server(cfg.HTTPAddr, web.New(opts))
+		baseCtx, cancelBase := context.WithCancel(context.WithoutCancel(ctx))
+		httpSrv.BaseContext = func(net.Listener) context.Context { return baseCtx }
+		// Event streams never end by themselves: end them when shutdown
+		// starts so Shutdown does not wait for them.
+		httpSrv.RegisterOnShutdown(cancelBase)
+		ln, err := net.Listen("tcp", cfg.HTTPAddr)
+		if err != nil {
+			return fmt.Errorf("listen on HTTP_ADDR %s: %w", cfg.HTTPAddr, err)
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := httpSrv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				errs <- fmt.Errorf("http: %w", err)
+			}
+		}()
+		stopping = append([]func(){func() {
+			sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			_ = httpSrv.Shutdown(sctx)
+			log.Info("api_stopped")
+		}}, stopping...)
+		log.InfoContext(ctx, "api_listening", "addr", ln.Addr().String())
+	}
+
+	var runErr error
+	select {
+	case <-ctx.Done():
+		log.Info("shutting_down")
+	case runErr = <-errs:
+	}
+	for _, stop := range stopping {
+		stop()
+	}
+	wg.Wait()
+	return runErr
+}
+
+func migrate(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
+	pool, err := openPool(ctx, cfg.DatabaseURL)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	return store.Migrate(ctx, pool, log)
+}

@@ -1,0 +1,276 @@
+package main
+
+import (
+	"context"
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/jackc/pgx/v5"
+
+	"github.com/hubexport/hubexport/internal/testenv"
+)
+
+// A worker killed in the middle of a job: the job is taken up again and
+// succeeds once, with one artifact and no leftovers.
+func TestWorkerKilledMidJob(t *testing.T) {
+	t.Parallel()
+	s := newStack(t)
+	dir := strings.TrimPrefix(s.env["STORAGE_URL"], "file://")
+	probeFixture(s)
+	api := s.start("api")
+	_ = api
+
+	// Hold the probe table so the worker's query blocks mid-job.
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, s.dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	tx, err := conn.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tx.Exec(ctx, `LOCK TABLE provider_endpoint_probe_logs IN ACCESS EXCLUSIVE MODE`); err != nil {
+		t.Fatal(err)
+	}
+	j := s.create(adminToken, map[string]any{"type": "probe_logs", "params": map[string]any{"endpoint_id": 1}})
+	w1 := s.start("worker")
+	deadline := time.Now().Add(20 * time.Second)
+	for s.get(adminToken, j.ID).Status != "running" {
+		if time.Now().After(deadline) {
+			t.Fatalf("job never started:\n%s", w1.Logs())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	w1.Kill()
+	if err := tx.Rollback(ctx); err != nil {
+		t.Fatal(err)
+	}
+
+	w2 := s.start("worker")
+	_ = w2
+	// Asynq hands a dead worker's task out again once its 30 s lease has
+	// lapsed and its recoverer (every minute) has seen it.
+	got := s.wait(adminToken, j.ID, 3*time.Minute)
+	if got.Status != "succeeded" || got.Attempts < 2 {
+		t.Fatalf("job after the crash: %s, %d attempts, %+v", got.Status, got.Attempts, got.Error)
+	}
+	body, _, _ := s.download(adminToken, j.ID)
+	if !strings.HasPrefix(string(body), "[10:30:00] OK 200 45ms ") {
+		t.Fatalf("file %q", body)
+	}
+	if files := filesUnder(t, dir); len(files) != 1 {
+		t.Fatalf("storage holds %v, want exactly the one artifact", files)
+	}
+	var n int
+	if err := s.pool().QueryRow(ctx, `SELECT count(*) FROM hubexport.jobs WHERE status = 'succeeded'`).Scan(&n); err != nil || n != 1 {
+		t.Fatalf("%d succeeded jobs (%v)", n, err)
+	}
+}
+
+// Redis loses its data while jobs are queued: the reconciler enqueues them
+// again and they complete.
+func TestRedisFlushedWhileQueued(t *testing.T) {
+	t.Parallel()
+	s := newStack(t)
+	s.start("api")
+	a := s.create(adminToken, map[string]any{"type": "probe_logs"})
+	b := s.create(adminToken, map[string]any{"type": "probe_logs", "params": map[string]any{"result": "fail"}})
+	s.redis.Flush(t)
+	s.start("worker")
+	for _, id := range []string{a.ID, b.ID} {
+		if j := s.wait(adminToken, id, 30*time.Second); j.Status != "succeeded" {
+			t.Fatalf("job %s after the flush: %s %+v", id, j.Status, j.Error)
+		}
+	}
+}
+
+func s3Client(s *testenv.S3) *s3.Client {
+	return s3.New(s3.Options{
+		Region:       s.Region,
+		Credentials:  credentials.NewStaticCredentialsProvider(s.AccessKey, s.SecretKey, ""),
+		BaseEndpoint: aws.String(s.Endpoint),
+		UsePathStyle: true,
+	})
+}
+
+func bucketLeftovers(t *testing.T, s *testenv.S3) (objects, uploads int) {
+	t.Helper()
+	ctx := context.Background()
+	c := s3Client(s)
+	objs, err := c.ListObjectsV2(ctx, &s3.ListObjectsV2Input{Bucket: &s.Bucket})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ups, err := c.ListMultipartUploads(ctx, &s3.ListMultipartUploadsInput{Bucket: &s.Bucket})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(objs.Contents), len(ups.Uploads)
+}
+
+func TestProbeLogExportS3(t *testing.T) {
+	t.Parallel()
+	bucket := testenv.NewS3(t)
+	s := newStack(t, withS3(bucket, bucket.Endpoint), withEnv("DOWNLOAD_LINK_TTL", "2s"))
+	probeFixture(s)
+	s.start("serve")
+	j := s.create(adminToken, map[string]any{"type": "probe_logs", "params": map[string]any{"endpoint_id": 1, "result": "ok"}})
+	if j = s.wait(adminToken, j.ID, 30*time.Second); j.Status != "succeeded" {
+		t.Fatalf("job %s: %+v", j.Status, j.Error)
+	}
+	body, hdr, link := s.download(adminToken, j.ID)
+	if want := "[10:30:00] OK 200 45ms \n[10:27:00] OK 204 1.00s "; string(body) != want {
+		t.Fatalf("file %q, want %q", body, want)
+	}
+	if !strings.HasPrefix(link, bucket.Endpoint+"/") || !strings.Contains(link, "X-Amz-Signature=") {
+		t.Fatalf("link %q is not presigned for the public endpoint", link)
+	}
+	if cd := hdr.Get("Content-Disposition"); !strings.Contains(cd, j.Result.Filename) {
+		t.Fatalf("Content-Disposition %q", cd)
+	}
+	checkLinkRefused(t, tamper(link, "X-Amz-Signature"), "tampered S3 link")
+	time.Sleep(3 * time.Second)
+	checkLinkRefused(t, link, "expired S3 link")
+	if objs, ups := bucketLeftovers(t, bucket); objs != 1 || ups != 0 {
+		t.Fatalf("bucket holds %d objects and %d uploads, want 1 and 0", objs, ups)
+	}
+}
+
+func TestLocalLinksRefused(t *testing.T) {
+	t.Parallel()
+	s := newStack(t, withEnv("DOWNLOAD_LINK_TTL", "2s"))
+	s.start("serve")
+	j := s.create(adminToken, map[string]any{"type": "probe_logs"})
+	if j = s.wait(adminToken, j.ID, 30*time.Second); j.Status != "succeeded" {
+		t.Fatalf("job %s: %+v", j.Status, j.Error)
+	}
+	_, _, link := s.download(adminToken, j.ID)
+	checkLinkRefused(t, tamper(link, "signature"), "tampered local link")
+	checkLinkRefused(t, strings.Replace(link, "expires=", "expires=9", 1), "local link with a later expiry")
+	time.Sleep(3 * time.Second)
+	checkLinkRefused(t, link, "expired local link")
+}
+
+// tamper flips one character of a query parameter.
+func tamper(link, param string) string {
+	u, _ := url.Parse(link)
+	q := u.Query()
+	v := []byte(q.Get(param))
+	if v[0] == 'a' {
+		v[0] = 'b'
+	} else {
+		v[0] = 'a'
+	}
+	q.Set(param, string(v))
+	u.RawQuery = q.Encode()
+	return u.String()
+}
+
+func checkLinkRefused(t *testing.T, link, what string) {
+	t.Helper()
+	resp, err := http.Get(link)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 403 {
+		t.Errorf("%s: status %d, want 403", what, resp.StatusCode)
+	}
+}
+
+// The S3 server unreachable during the upload: the job retries, then fails
+// with a clear code, and nothing is left in the bucket.
+func TestS3Unreachable(t *testing.T) {
+	t.Parallel()
+	bucket := testenv.NewS3(t)
+	proxy := testenv.NewProxy(t, strings.TrimPrefix(bucket.Endpoint, "http://"))
+	s := newStack(t, withS3(bucket, proxy.URL("http")))
+	s.start("serve")
+	proxy.Cut()
+	j := s.create(adminToken, map[string]any{"type": "probe_logs"})
+	j = s.wait(adminToken, j.ID, 2*time.Minute)
+	if j.Status != "failed" || j.Error == nil || j.Error.Code != "storage_unavailable" || j.Attempts < 2 {
+		t.Fatalf("job: %s after %d attempts, error %+v", j.Status, j.Attempts, j.Error)
+	}
+	if strings.Contains(j.Error.Message, bucket.SecretKey) {
+		t.Fatal("error message carries the secret key")
+	}
+	proxy.Restore()
+	// Maintenance removes anything an aborted upload could not clean.
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		objs, ups := bucketLeftovers(t, bucket)
+		if objs == 0 && ups == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("bucket still holds %d objects and %d uploads", objs, ups)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	// With storage back, the same export succeeds.
+	j = s.create(adminToken, map[string]any{"type": "probe_logs"})
+	if j = s.wait(adminToken, j.ID, 30*time.Second); j.Status != "succeeded" {
+		t.Fatalf("after restore: %s %+v", j.Status, j.Error)
+	}
+}
+
+// Artifacts expire: the job reads expired, the file is gone, download is 410.
+// Deleting an ended job's artifact does the same at once.
+func TestArtifactExpiryAndDelete(t *testing.T) {
+	t.Parallel()
+	s := newStack(t, withEnv("ARTIFACT_RETENTION", "3s"), withEnv("CLEANUP_INTERVAL", "1s"))
+	dir := strings.TrimPrefix(s.env["STORAGE_URL"], "file://")
+	s.start("serve")
+	a := s.create(adminToken, map[string]any{"type": "probe_logs"})
+	b := s.create(adminToken, map[string]any{"type": "probe_logs", "params": map[string]any{"result": "ok"}})
+	for _, id := range []string{a.ID, b.ID} {
+		if j := s.wait(adminToken, id, 30*time.Second); j.Status != "succeeded" {
+			t.Fatalf("job %s: %s", id, j.Status)
+		}
+	}
+	r := s.do("DELETE", "/api/v1/exports/"+b.ID, adminToken, nil)
+	var bj job
+	r.json(t, &bj)
+	if r.status != 200 || bj.Status != "expired" {
+		t.Fatalf("delete artifact: %d %s", r.status, r.body)
+	}
+	if r := s.do("GET", "/api/v1/exports/"+b.ID+"/download", adminToken, nil); r.status != 410 {
+		t.Fatalf("download after delete: %d", r.status)
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for len(filesUnder(t, dir)) > 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("files left after expiry: %v", filesUnder(t, dir))
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	if j := s.get(adminToken, a.ID); j.Status != "expired" {
+		t.Fatalf("expired job reads %s", j.Status)
+	}
+	if r := s.do("GET", "/api/v1/exports/"+a.ID+"/download", adminToken, nil); r.status != 410 {
+		t.Fatalf("download after expiry: %d", r.status)
+	}
+}
+
+// SIGTERM stops a server cleanly.
+func TestGracefulStop(t *testing.T) {
+	t.Parallel()
+	s := newStack(t)
+	p := s.start("serve")
+	p.Stop(t)
+	if !strings.Contains(p.Logs(), `"msg":"worker_stopped"`) || !strings.Contains(p.Logs(), `"msg":"api_stopped"`) {
+		t.Fatalf("no orderly shutdown in the logs:\n%s", p.Logs())
+	}
+	if strings.Contains(p.Logs(), adminToken) {
+		t.Fatal("the admin token appears in the logs")
+	}
+}
