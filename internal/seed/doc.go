@@ -5,6 +5,6 @@
 // tests of the packages that read the hub, and the benchmarks.
 //
 // It is the only code in hubexport that runs DDL in the public schema, and it only ever fills
-// an empty database: Run refuses when users or message_request already hold rows, so it can
-// never touch a real hub's data. The service must not import it.
+// an empty database: Run refuses when any table it fills already holds rows, so it can never
+// touch a real hub's data. The service must not import it; only the seed command and tests do.
 package seed

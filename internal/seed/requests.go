@@ -1,7 +1,6 @@
 package seed
 
 import (
-	"math"
 	"math/big"
 	"math/rand/v2"
 	"strconv"
@@ -380,7 +379,7 @@ func (g *reqGen) proxied(at time.Time) {
 		}
 		return
 	}
-	d := 200 + int(math.Pow(10, 2+rng.Float64()*3.2))
+	d := 200 + int(decades(rng, 2, 5))
 	r[cStatus] = int32(status)
 	r[cDuration] = int32(d)
 	r[cTTFB] = int32(d / (2 + rng.IntN(8)))
@@ -435,18 +434,18 @@ func (g *reqGen) proxied(at time.Time) {
 func (g *reqGen) usage(endpoint string) {
 	r, rng := g.row, g.rng
 	r[cActualModel] = r[cModel]
-	in := int64(math.Pow(10, 1+rng.Float64()*4.3))
+	in := decades(rng, 1, 5)
 	r[cInput] = in
 	if endpoint == endpointCountTokens {
 		r[cOutput] = int64(0)
 		r[cCost] = zeroCost
 		return
 	}
-	r[cOutput] = int64(math.Pow(10, rng.Float64()*3.9))
+	r[cOutput] = decades(rng, 0, 4)
 	if rng.IntN(20) > 0 { // older rows have no cache columns at all
 		var c5, c1 int64
 		if rng.IntN(100) < 40 {
-			c := int64(math.Pow(10, 2+rng.Float64()*3))
+			c := decades(rng, 2, 5)
 			if rng.IntN(4) == 0 {
 				c1 = c
 				r[cCacheTTL] = "1h"
@@ -460,17 +459,33 @@ func (g *reqGen) usage(endpoint string) {
 		r[cCacheCreation] = c5 + c1
 		var read int64
 		if rng.IntN(100) < 60 {
-			read = int64(math.Pow(10, 2+rng.Float64()*3.2))
+			read = decades(rng, 2, 5)
 		}
 		r[cCacheRead] = read
 	}
 	// Cost in units of 1e-15 USD, from a tenth of a cent to tens of dollars: above one dollar
 	// the value has 16 or more significant digits, more than a spreadsheet keeps.
-	units := g.rng.Int64N(int64(math.Pow10(12 + rng.IntN(5))))
+	units := g.rng.Int64N(pow10(12 + rng.IntN(5)))
 	if rng.IntN(10) == 0 {
 		units -= units % 1_000_000_000 // trailing zeros, like 0.000123000000000
 	}
 	r[cCost] = pgtype.Numeric{Int: big.NewInt(units), Exp: -15, Valid: true}
+}
+
+// decades returns a number spread evenly over the decades [10^lo, 10^hi): as many requests
+// of tens of tokens as of thousands. Integer arithmetic only, so that every platform generates
+// the same rows (math.Exp and math.Log are assembly on some and not others).
+func decades(rng *rand.Rand, lo, hi int) int64 {
+	base := pow10(lo + rng.IntN(hi-lo))
+	return base + rng.Int64N(9*base)
+}
+
+func pow10(n int) int64 {
+	p := int64(1)
+	for range n {
+		p *= 10
+	}
+	return p
 }
 
 // link appends one provider_chain element; status 0 leaves statusCode out.
