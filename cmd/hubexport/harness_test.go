@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"flag"
 	"fmt"
 	"io"
 	"net"
@@ -30,6 +31,7 @@ const adminToken = "test-admin-token-0123456789"
 var binary string
 
 func TestMain(m *testing.M) {
+	flag.Parse()
 	if !testing.Short() {
 		dir, err := os.MkdirTemp("", "hubexport-bin-")
 		if err != nil {
