@@ -1,0 +1,117 @@
+package usagelog
+
+import (
+	"io"
+	"strconv"
+	"time"
+
+	"github.com/hubexport/hubexport/internal/export"
+)
+
+// JSONL writes one JSON object per row and line: snake_case keys, integers
+// as numbers, the cost as a string holding the exact decimal (JSON numbers
+// are floats to most readers), the time as RFC 3339 with milliseconds in the
+// export's zone. Empty cells of the CSV (no provider, status or duration,
+// no time) are null.
+type JSONL struct {
+	w   io.Writer
+	loc *time.Location
+	buf []byte
+}
+
+// NewJSONL returns the encoder.
+func NewJSONL(w io.Writer, o Options) *JSONL {
+	return &JSONL{w: w, loc: o.loc(), buf: make([]byte, 0, 1024)}
+}
+
+// JSONLRow is the object of one line; decoding a line into it gives the row
+// back (tests and readers in Go use it).
+type JSONLRow struct {
+	Time          *string `json:"time"`
+	User          string  `json:"user"`
+	Key           string  `json:"key"`
+	Provider      *string `json:"provider"`
+	Model         string  `json:"model"`
+	OriginalModel string  `json:"original_model"`
+	Endpoint      string  `json:"endpoint"`
+	StatusCode    *int64  `json:"status_code"`
+	InputTokens   int64   `json:"input_tokens"`
+	OutputTokens  int64   `json:"output_tokens"`
+	CacheWrite5m  int64   `json:"cache_write_5m_tokens"`
+	CacheWrite1h  int64   `json:"cache_write_1h_tokens"`
+	CacheRead     int64   `json:"cache_read_tokens"`
+	TotalTokens   int64   `json:"total_tokens"`
+	CostUSD       string  `json:"cost_usd"`
+	DurationMs    *int64  `json:"duration_ms"`
+	SessionID     string  `json:"session_id"`
+	RetryCount    int64   `json:"retry_count"`
+}
+
+// Write implements Encoder.
+func (e *JSONL) Write(r *export.UsageRow) error {
+	b := append(e.buf[:0], `{"time":`...)
+	if r.CreatedAt.IsZero() {
+		b = append(b, "null"...)
+	} else {
+		b = append(b, '"')
+		b = appendTime(b, r.CreatedAt, e.loc)
+		b = append(b, '"')
+	}
+	b = append(b, `,"user":`...)
+	b = appendJSONString(b, r.User)
+	b = append(b, `,"key":`...)
+	b = appendJSONString(b, r.Key)
+	b = append(b, `,"provider":`...)
+	if r.Provider == nil {
+		b = append(b, "null"...)
+	} else {
+		b = appendJSONString(b, *r.Provider)
+	}
+	b = append(b, `,"model":`...)
+	b = appendJSONString(b, r.Model)
+	b = append(b, `,"original_model":`...)
+	b = appendJSONString(b, r.OriginalModel)
+	b = append(b, `,"endpoint":`...)
+	b = appendJSONString(b, r.Endpoint)
+	b = append(b, `,"status_code":`...)
+	b = appendNullInt(b, r.StatusCode)
+	b = append(b, `,"input_tokens":`...)
+	b = strconv.AppendInt(b, r.InputTokens, 10)
+	b = append(b, `,"output_tokens":`...)
+	b = strconv.AppendInt(b, r.OutputTokens, 10)
+	b = append(b, `,"cache_write_5m_tokens":`...)
+	b = strconv.AppendInt(b, r.CacheWrite5m, 10)
+	b = append(b, `,"cache_write_1h_tokens":`...)
+	b = strconv.AppendInt(b, r.CacheWrite1h, 10)
+	b = append(b, `,"cache_read_tokens":`...)
+	b = strconv.AppendInt(b, r.CacheRead, 10)
+	b = append(b, `,"total_tokens":`...)
+	b = strconv.AppendInt(b, r.TotalTokens, 10)
+	b = append(b, `,"cost_usd":`...)
+	b = appendJSONString(b, exactDecimal(r.CostUSD))
+	b = append(b, `,"duration_ms":`...)
+	b = appendNullInt(b, r.DurationMs)
+	b = append(b, `,"session_id":`...)
+	b = appendJSONString(b, r.SessionID)
+	b = append(b, `,"retry_count":`...)
+	b = strconv.AppendInt(b, r.RetryCount, 10)
+	b = append(b, "}\n"...)
+	e.buf = b
+	if _, err := e.w.Write(b); err != nil {
+		return writeErr("json line", err)
+	}
+	return nil
+}
+
+func appendNullInt(b []byte, v *int64) []byte {
+	if v == nil {
+		return append(b, "null"...)
+	}
+	return strconv.AppendInt(b, *v, 10)
+}
+
+// Finish implements Encoder.
+func (e *JSONL) Finish() error { return nil }
+
+// Close implements Encoder.
+func (e *JSONL) Close() error { return nil }

@@ -1,0 +1,343 @@
+package usagelog
+
+import (
+	"archive/zip"
+	"fmt"
+	"io"
+	"os"
+	"strconv"
+	"time"
+
+	"github.com/xuri/excelize/v2"
+
+	"github.com/hubexport/hubexport/internal/export"
+)
+
+// MaxSheetRows is how many data rows one sheet holds: Excel's 1,048,576 rows
+// less the header. Further rows continue on another sheet.
+const MaxSheetRows = 1_048_575
+
+// Number formats of the XLSX cells.
+const (
+	timeFormat   = "yyyy-mm-dd hh:mm:ss.000"
+	costFormat   = "0.00#############" // at least cents, up to the 15 decimals CCH stores
+	intFormat    = "0"
+	dayFormat    = "yyyy-mm-dd"
+	hourFormat   = "yyyy-mm-dd hh:mm"
+	headerHeight = 18
+)
+
+// XLSX writes a workbook: the rows on "Usage Logs" (continued on "Usage
+// Logs (2)" and so on past MaxSheetRows), typed cells, a frozen header row,
+// and a last sheet summarising the rows per day, or per hour when they span
+// at most a day, with a total line.
+//
+// Why a temporary file: an XLSX file is a zip archive whose parts are each
+// compressed whole, and excelize's StreamWriter keeps a sheet's XML until
+// the workbook is written at the end (it must: the summary sheet and the
+// workbook's sheet list are only known after the last row). It holds up to
+// 16 MiB of a sheet in memory and spills the rest into a temporary file,
+// which Finish then compresses into the output. Those files live in a
+// directory of this encoder's own that Close removes, whatever happened.
+type XLSX struct {
+	out  io.Writer
+	o    Options
+	loc  *time.Location
+	dir  string
+	f    *excelize.File
+	sw   *excelize.StreamWriter
+	rows int // data rows on the current sheet
+	nth  int // current data sheet, from 1
+	// perSheet is MaxSheetRows; tests lower it.
+	perSheet int
+
+	sHeader, sTime, sCost, sInt, sDay, sHour, sTotal, sTotalCost, sTotalInt int
+
+	sum   *summary
+	cells []any
+	names xlsxNames
+}
+
+type xlsxNames struct {
+	data, daily, hourly, period, requests, total string
+}
+
+func namesFor(lang string) xlsxNames {
+	if lang == export.HeaderLangEN {
+		return xlsxNames{"Usage Logs", "Daily Summary", "Hourly Summary", "Period", "Requests", "Total"}
+	}
+	return xlsxNames{"使用记录", "每日汇总", "每小时汇总", "时段", "请求数", "合计"}
+}
+
+// NewXLSX returns the encoder. Its temporary files go to a new directory
+// under o.TempDir.
+func NewXLSX(w io.Writer, o Options) (_ *XLSX, err error) {
+	dir, err := os.MkdirTemp(o.TempDir, "hubexport-xlsx-")
+	if err != nil {
+		return nil, fmt.Errorf("usagelog: xlsx temporary directory: %w", err)
+	}
+	e := &XLSX{
+		out: w, o: o, loc: o.loc(), dir: dir,
+		f:     excelize.NewFile(excelize.Options{TmpDir: dir}),
+		sum:   newSummary(o.loc()),
+		cells: make([]any, len(columnsEN)),
+		names: namesFor(o.Lang),
+
+		perSheet: MaxSheetRows,
+	}
+	defer func() {
+		if err != nil {
+			_ = e.Close()
+		}
+	}()
+	styles := []struct {
+		id *int
+		s  excelize.Style
+	}{
+		{&e.sHeader, excelize.Style{Font: &excelize.Font{Bold: true}}},
+		{&e.sTime, excelize.Style{CustomNumFmt: ptr(timeFormat)}},
+		{&e.sCost, excelize.Style{CustomNumFmt: ptr(costFormat)}},
+		{&e.sInt, excelize.Style{NumFmt: 1}}, // "0"
+		{&e.sDay, excelize.Style{CustomNumFmt: ptr(dayFormat)}},
+		{&e.sHour, excelize.Style{CustomNumFmt: ptr(hourFormat)}},
+		{&e.sTotal, excelize.Style{Font: &excelize.Font{Bold: true}}},
+		{&e.sTotalCost, excelize.Style{Font: &excelize.Font{Bold: true}, CustomNumFmt: ptr(costFormat)}},
+		{&e.sTotalInt, excelize.Style{Font: &excelize.Font{Bold: true}, NumFmt: 1}},
+	}
+	for _, s := range styles {
+		if *s.id, err = e.f.NewStyle(&s.s); err != nil {
+			return nil, fmt.Errorf("usagelog: xlsx style: %w", err)
+		}
+	}
+	if err := e.f.SetSheetName(e.f.GetSheetName(0), e.names.data); err != nil {
+		return nil, fmt.Errorf("usagelog: xlsx sheet: %w", err)
+	}
+	e.nth = 1
+	if err := e.startDataSheet(e.names.data); err != nil {
+		return nil, err
+	}
+	return e, nil
+}
+
+func ptr[T any](v T) *T { return &v }
+
+// dataSheetName is the name of the nth data sheet.
+func (e *XLSX) dataSheetName(n int) string {
+	if n == 1 {
+		return e.names.data
+	}
+	return e.names.data + " (" + strconv.Itoa(n) + ")"
+}
+
+// startDataSheet opens a stream on sheet name (which must exist) and writes
+// the column widths, the frozen pane and the header row.
+func (e *XLSX) startDataSheet(name string) error {
+	sw, err := e.f.NewStreamWriter(name)
+	if err != nil {
+		return fmt.Errorf("usagelog: xlsx stream: %w", err)
+	}
+	widths := [18]float64{24, 16, 16, 18, 26, 26, 24, 8, 12, 12, 12, 12, 12, 12, 14, 12, 36, 8}
+	for i, w := range widths {
+		if err := sw.SetColWidth(i+1, i+1, w); err != nil {
+			return fmt.Errorf("usagelog: xlsx column width: %w", err)
+		}
+	}
+	if err := sw.SetPanes(&excelize.Panes{Freeze: true, YSplit: 1, TopLeftCell: "A2", ActivePane: "bottomLeft"}); err != nil {
+		return fmt.Errorf("usagelog: xlsx panes: %w", err)
+	}
+	header := make([]any, len(columnsEN))
+	for i, h := range Columns(e.o.Lang) {
+		header[i] = excelize.Cell{StyleID: e.sHeader, Value: h}
+	}
+	if err := sw.SetRow("A1", header, excelize.RowOpts{Height: headerHeight}); err != nil {
+		return fmt.Errorf("usagelog: xlsx header: %w", err)
+	}
+	e.sw, e.rows = sw, 0
+	return nil
+}
+
+// Write implements Encoder.
+func (e *XLSX) Write(r *export.UsageRow) error {
+	if e.rows == e.perSheet {
+		if err := e.sw.Flush(); err != nil {
+			return fmt.Errorf("usagelog: xlsx flush sheet: %w", err)
+		}
+		e.nth++
+		name := e.dataSheetName(e.nth)
+		if _, err := e.f.NewSheet(name); err != nil {
+			return fmt.Errorf("usagelog: xlsx sheet: %w", err)
+		}
+		if err := e.startDataSheet(name); err != nil {
+			return err
+		}
+	}
+	e.sum.add(r)
+	c := e.cells
+	clear(c)
+	if !r.CreatedAt.IsZero() {
+		c[0] = excelize.Cell{StyleID: e.sTime, Value: wallClock(r.CreatedAt, e.loc)}
+	}
+	c[1], c[2] = r.User, r.Key
+	if r.Provider != nil {
+		c[3] = *r.Provider
+	}
+	c[4], c[5], c[6] = r.Model, r.OriginalModel, r.Endpoint
+	if r.StatusCode != nil {
+		c[7] = *r.StatusCode
+	}
+	c[8] = excelize.Cell{StyleID: e.sInt, Value: r.InputTokens}
+	c[9] = excelize.Cell{StyleID: e.sInt, Value: r.OutputTokens}
+	c[10] = excelize.Cell{StyleID: e.sInt, Value: r.CacheWrite5m}
+	c[11] = excelize.Cell{StyleID: e.sInt, Value: r.CacheWrite1h}
+	c[12] = excelize.Cell{StyleID: e.sInt, Value: r.CacheRead}
+	c[13] = excelize.Cell{StyleID: e.sInt, Value: r.TotalTokens}
+	if f, ok := costNumber(r.CostUSD); ok {
+		c[14] = excelize.Cell{StyleID: e.sCost, Value: f}
+	} else {
+		c[14] = r.CostUSD
+	}
+	if r.DurationMs != nil {
+		c[15] = *r.DurationMs
+	}
+	c[16] = r.SessionID
+	c[17] = r.RetryCount
+	for i := 1; i <= 6; i++ {
+		if s, ok := c[i].(string); ok && s == "" {
+			c[i] = nil // an empty cell, not an empty string
+		}
+	}
+	if r.SessionID == "" {
+		c[16] = nil
+	}
+	e.rows++
+	if err := e.sw.SetRow("A"+strconv.Itoa(e.rows+1), c); err != nil {
+		return fmt.Errorf("usagelog: xlsx row: %w", err)
+	}
+	return nil
+}
+
+// wallClock is t's wall clock in loc as a UTC time: a spreadsheet cell has
+// no zone, so it shows the time as the export's zone reads it.
+func wallClock(t time.Time, loc *time.Location) time.Time {
+	l := t.In(loc)
+	return time.Date(l.Year(), l.Month(), l.Day(), l.Hour(), l.Minute(), l.Second(), l.Nanosecond(), time.UTC)
+}
+
+// costNumber is the cost as the number a spreadsheet stores: the exact
+// decimal rounded to 15 significant digits first, so the float is that
+// decimal's nearest (15 digits always survive a float64 round trip).
+func costNumber(s string) (float64, bool) {
+	var tmp [48]byte
+	b, ok := appendDecimal(tmp[:0], s)
+	if !ok {
+		return 0, false
+	}
+	f, err := strconv.ParseFloat(string(b), 64)
+	return f, err == nil
+}
+
+// Finish implements Encoder: it ends the last data sheet, writes the
+// summary sheet and compresses the workbook into the output.
+func (e *XLSX) Finish() error {
+	if err := e.sw.Flush(); err != nil {
+		return fmt.Errorf("usagelog: xlsx flush sheet: %w", err)
+	}
+	if err := e.writeSummary(); err != nil {
+		return err
+	}
+	e.f.SetActiveSheet(0)
+	// excelize's Write builds the whole archive in a bytes.Buffer before
+	// copying it out, which would hold the compressed workbook in memory.
+	// Its zip writer hook lets the archive go straight to the output
+	// instead; the buffer then stays empty. (excelize patches that buffer
+	// only for parts over 4 GiB, which a sheet of at most 1,048,576 rows
+	// does not reach.)
+	var zw *zip.Writer
+	e.f.SetZipWriter(func(io.Writer) excelize.ZipWriter {
+		zw = zip.NewWriter(e.out)
+		return zw
+	})
+	if err := e.f.Write(io.Discard); err != nil {
+		return writeErr("xlsx", err)
+	}
+	if zw == nil {
+		return fmt.Errorf("usagelog: xlsx: excelize did not use the zip writer hook")
+	}
+	return nil
+}
+
+func (e *XLSX) writeSummary() error {
+	lines, hourly := e.sum.lines()
+	name, periodStyle := e.names.daily, e.sDay
+	if hourly {
+		name, periodStyle = e.names.hourly, e.sHour
+	}
+	if _, err := e.f.NewSheet(name); err != nil {
+		return fmt.Errorf("usagelog: xlsx summary sheet: %w", err)
+	}
+	sw, err := e.f.NewStreamWriter(name)
+	if err != nil {
+		return fmt.Errorf("usagelog: xlsx summary stream: %w", err)
+	}
+	cols := Columns(e.o.Lang)
+	if err := sw.SetColWidth(1, 1, 18); err != nil {
+		return fmt.Errorf("usagelog: xlsx column width: %w", err)
+	}
+	if err := sw.SetColWidth(2, 9, 14); err != nil {
+		return fmt.Errorf("usagelog: xlsx column width: %w", err)
+	}
+	if err := sw.SetPanes(&excelize.Panes{Freeze: true, YSplit: 1, TopLeftCell: "A2", ActivePane: "bottomLeft"}); err != nil {
+		return fmt.Errorf("usagelog: xlsx panes: %w", err)
+	}
+	header := []any{e.names.period, e.names.requests, cols[8], cols[9], cols[10], cols[11], cols[12], cols[13], cols[14]}
+	for i, h := range header {
+		header[i] = excelize.Cell{StyleID: e.sHeader, Value: h}
+	}
+	if err := sw.SetRow("A1", header); err != nil {
+		return fmt.Errorf("usagelog: xlsx summary header: %w", err)
+	}
+	row := 1
+	line := func(first any, t *tally, intStyle, costStyle int) error {
+		cells := []any{first,
+			excelize.Cell{StyleID: intStyle, Value: t.Requests},
+			excelize.Cell{StyleID: intStyle, Value: t.InputTokens},
+			excelize.Cell{StyleID: intStyle, Value: t.OutputTokens},
+			excelize.Cell{StyleID: intStyle, Value: t.CacheWrite5m},
+			excelize.Cell{StyleID: intStyle, Value: t.CacheWrite1h},
+			excelize.Cell{StyleID: intStyle, Value: t.CacheRead},
+			excelize.Cell{StyleID: intStyle, Value: t.TotalTokens},
+		}
+		if f, ok := costNumber(t.Cost.String()); ok {
+			cells = append(cells, excelize.Cell{StyleID: costStyle, Value: f})
+		}
+		row++
+		if err := sw.SetRow("A"+strconv.Itoa(row), cells); err != nil {
+			return fmt.Errorf("usagelog: xlsx summary row: %w", err)
+		}
+		return nil
+	}
+	for _, l := range lines {
+		if err := line(excelize.Cell{StyleID: periodStyle, Value: l.Start}, l.tally, e.sInt, e.sCost); err != nil {
+			return err
+		}
+	}
+	if err := line(excelize.Cell{StyleID: e.sTotal, Value: e.names.total}, &e.sum.total, e.sTotalInt, e.sTotalCost); err != nil {
+		return err
+	}
+	if err := sw.Flush(); err != nil {
+		return fmt.Errorf("usagelog: xlsx flush summary: %w", err)
+	}
+	return nil
+}
+
+// Close implements Encoder: it removes the temporary files.
+func (e *XLSX) Close() error {
+	err := e.f.Close()
+	if rerr := os.RemoveAll(e.dir); rerr != nil && err == nil {
+		err = rerr
+	}
+	if err != nil {
+		return fmt.Errorf("usagelog: xlsx cleanup: %w", err)
+	}
+	return nil
+}
