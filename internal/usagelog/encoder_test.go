@@ -18,7 +18,7 @@ import (
 	"github.com/hubexport/hubexport/internal/export"
 )
 
-func i64(v int64) *int64 { return &v }
+func i64(v int64) *int64   { return &v }
 func str(s string) *string { return &s }
 
 // fixtureRows cover every kind of cell: a formula-like and a quoted
