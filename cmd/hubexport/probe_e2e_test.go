@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"net/http"
@@ -241,6 +242,33 @@ func TestBadInput(t *testing.T) {
 		t.Errorf("download of a canceled job: %d", r.status)
 	}
 	s.create(adminToken, map[string]any{"type": "probe_logs"})
+
+	// Each request that reached the service is in the audit trail, with who,
+	// from where and how it ended (bodies that are not even JSON, or too
+	// large, are refused before that).
+	rows, err := s.pool().Query(context.Background(), `SELECT action, outcome, actor, address FROM hubexport.audit_log ORDER BY id`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	counts := map[string]int{}
+	for rows.Next() {
+		var action, outcome, actor, address string
+		if err := rows.Scan(&action, &outcome, &actor, &address); err != nil {
+			t.Fatal(err)
+		}
+		if actor != "admin_token" || address != "127.0.0.1" {
+			t.Errorf("audit row %s %s by %q from %q", action, outcome, actor, address)
+		}
+		counts[action+" "+outcome]++
+	}
+	for want, n := range map[string]int{
+		"export.create ok": 5, "export.create error:invalid_request": 7, "export.create error:idempotency_key_reused": 1,
+		"export.create error:too_many_active_jobs": 1, "export.cancel ok": 1, "export.download_link error:job_not_succeeded": 1,
+	} {
+		if counts[want] != n {
+			t.Errorf("audit: %d × %q, want %d (all: %v)", counts[want], want, n, counts)
+		}
+	}
 	for _, q := range []string{"status=bogus", "user_id=abc", "type=nope", "limit=0", "cursor=bm9wZQ"} {
 		if r := s.do("GET", "/api/v1/exports?"+q, adminToken, nil); r.status != 400 {
 			t.Errorf("list ?%s: %d %s", q, r.status, r.body)

@@ -274,3 +274,45 @@ func TestGracefulStop(t *testing.T) {
 		t.Fatal("the admin token appears in the logs")
 	}
 }
+
+// A worker stopped with SIGTERM mid-job hands the job back: it reads queued
+// again and the next worker finishes it, without waiting for a lease.
+func TestShutdownHandsJobsBack(t *testing.T) {
+	t.Parallel()
+	s := newStack(t, withEnv("SHUTDOWN_TIMEOUT", "1s"))
+	probeFixture(s)
+	s.start("api")
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, s.dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	tx, err := conn.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tx.Exec(ctx, `LOCK TABLE provider_endpoint_probe_logs IN ACCESS EXCLUSIVE MODE`); err != nil {
+		t.Fatal(err)
+	}
+	j := s.create(adminToken, map[string]any{"type": "probe_logs", "params": map[string]any{"endpoint_id": 1}})
+	w := s.start("worker")
+	deadline := time.Now().Add(20 * time.Second)
+	for s.get(adminToken, j.ID).Status != "running" {
+		if time.Now().After(deadline) {
+			t.Fatalf("job never started:\n%s", w.Logs())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	w.Stop(t)
+	got := s.get(adminToken, j.ID)
+	if got.Status != "queued" || got.Error == nil || got.Error.Code != "interrupted" {
+		t.Fatalf("job after SIGTERM: %s %+v", got.Status, got.Error)
+	}
+	_ = tx.Rollback(ctx)
+	// Well under the minute a lapsed Asynq lease would take to recover.
+	s.start("worker")
+	if got = s.wait(adminToken, j.ID, 30*time.Second); got.Status != "succeeded" || got.Attempts != 2 {
+		t.Fatalf("job: %s after %d attempts", got.Status, got.Attempts)
+	}
+}

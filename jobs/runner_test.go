@@ -1,0 +1,265 @@
+package jobs
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/hibiken/asynq"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/oklog/ulid/v2"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/hubexport/hubexport/internal/export"
+	"github.com/hubexport/hubexport/internal/lock"
+	"github.com/hubexport/hubexport/internal/store"
+	"github.com/hubexport/hubexport/internal/testenv"
+	"github.com/hubexport/hubexport/storage"
+)
+
+func TestMain(m *testing.M) { testenv.Main(m) }
+
+// fixture is a job store, a Redis and a local object store.
+type fixture struct {
+	store   *store.Store
+	rdb     *redis.Client
+	objects export.ObjectStore
+	dir     string
+	runner  *Runner
+	queue   *Client
+}
+
+func setup(t *testing.T) *fixture {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("needs PostgreSQL and Redis")
+	}
+	ctx := context.Background()
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	pool, err := pgxpool.New(ctx, testenv.Postgres(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.Close)
+	if err := store.Migrate(ctx, pool, log); err != nil {
+		t.Fatal(err)
+	}
+	opts, err := redis.ParseURL(testenv.NewRedis(t).URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rdb := redis.NewClient(opts)
+	t.Cleanup(func() { rdb.Close() })
+	dir := t.TempDir()
+	objects, err := storage.Open(ctx, storage.Config{URL: "file://" + dir, SigningKey: bytes.Repeat([]byte("k"), 32), PublicURL: "http://localhost"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := &fixture{store: store.New(pool, time.Now), rdb: rdb, objects: objects, dir: dir}
+	f.runner = &Runner{Store: f.store, Objects: objects, Registry: export.NewRegistry(export.ProbeLogSpec()), Redis: rdb,
+		Log: log, Now: time.Now, Retention: time.Hour, LeaseTTL: 3 * time.Second, ProgressEvery: 10 * time.Millisecond}
+	f.queue = &Client{Client: asynq.NewClientFromRedisClient(rdb), Inspector: asynq.NewInspectorFromRedisClient(rdb)}
+	return f
+}
+
+func (f *fixture) newJob(t *testing.T, params string) *export.Job {
+	t.Helper()
+	now := time.Now().UTC()
+	j, _, err := f.store.CreateJob(context.Background(), &export.Job{
+		ID: "exp_" + ulid.Make().String(), Type: export.TypeProbeLogs, Format: export.FormatText, Status: export.StatusQueued,
+		Params: json.RawMessage(params), UserID: -1, KeyID: -1, RequestHash: "h", CreatedAt: now, UpdatedAt: now,
+	}, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return j
+}
+
+// lines produces n lines, checking for cancellation between them.
+func lines(n int, each time.Duration) Producer {
+	return func(ctx context.Context, _ *export.Job, w io.Writer, pr *Progress) (int64, error) {
+		for i := range n {
+			if err := ctx.Err(); err != nil {
+				return int64(i), err
+			}
+			if _, err := io.WriteString(w, "line\n"); err != nil {
+				return int64(i), err
+			}
+			pr.Set(int64(i+1), int64(n), "lines")
+			time.Sleep(each)
+		}
+		return int64(n), nil
+	}
+}
+
+func task(id string) *asynq.Task { return NewProbeLogsTask(id) }
+
+func TestRunnerSucceedsAndIsIdempotent(t *testing.T) {
+	t.Parallel()
+	f := setup(t)
+	ctx := context.Background()
+	j := f.newJob(t, `{}`)
+	if err := f.runner.Run(ctx, task(j.ID), lines(3, 0)); err != nil {
+		t.Fatal(err)
+	}
+	got, _ := f.store.Job(ctx, j.ID)
+	if got.Status != export.StatusSucceeded || got.Result.Rows != 3 || got.Result.SizeBytes != 15 || got.Attempts != 1 {
+		t.Fatalf("job %+v result %+v", got, got.Result)
+	}
+	b, err := os.ReadFile(filepath.Join(f.dir, got.StorageKey))
+	if err != nil || string(b) != "line\nline\nline\n" {
+		t.Fatalf("artifact %q %v", b, err)
+	}
+	// A re-delivered task finds the job ended and does nothing.
+	if err := f.runner.Run(ctx, task(j.ID), lines(5, 0)); err != nil {
+		t.Fatal(err)
+	}
+	if again, _ := f.store.Job(ctx, j.ID); again.Attempts != 1 || again.Result.Rows != 3 {
+		t.Fatalf("second delivery changed the job: %+v", again)
+	}
+}
+
+// A re-delivered task never runs beside a live attempt of the same job.
+func TestRunnerRespectsALiveLease(t *testing.T) {
+	t.Parallel()
+	f := setup(t)
+	ctx := context.Background()
+	j := f.newJob(t, `{}`)
+	held, err := lock.Acquire(ctx, f.rdb, leaseKey(j.ID), time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = f.runner.Run(ctx, task(j.ID), lines(1, 0))
+	if !errors.Is(err, errLeaseHeld) {
+		t.Fatalf("run beside a live lease: %v", err)
+	}
+	if got, _ := f.store.Job(ctx, j.ID); got.Status != export.StatusQueued || got.Attempts != 0 {
+		t.Fatalf("job touched: %+v", got)
+	}
+	_ = held.Release(ctx)
+	if err := f.runner.Run(ctx, task(j.ID), lines(1, 0)); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// A job canceled while it runs stops, and leaves no file.
+func TestRunnerStopsOnCancel(t *testing.T) {
+	t.Parallel()
+	f := setup(t)
+	ctx := context.Background()
+	j := f.newJob(t, `{}`)
+	done := make(chan error, 1)
+	go func() { done <- f.runner.Run(ctx, task(j.ID), lines(1000, 5*time.Millisecond)) }()
+	time.Sleep(200 * time.Millisecond)
+	if _, err := f.store.CancelJob(ctx, j.ID, &export.JobError{Code: "canceled", Message: "test"}); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("canceled run returned %v (Asynq would retry it)", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the attempt did not stop within 5 s of the cancel")
+	}
+	if got, _ := f.store.Job(ctx, j.ID); got.Status != export.StatusCanceled {
+		t.Fatalf("job %s", got.Status)
+	}
+	var files []string
+	filepath.Walk(f.dir, func(p string, info os.FileInfo, err error) error {
+		if err == nil && info.Mode().IsRegular() {
+			files = append(files, p)
+		}
+		return nil
+	})
+	if len(files) != 0 {
+		t.Fatalf("files left: %v", files)
+	}
+}
+
+// Bad stored input fails the job at once; a transient error is retried
+// with the job back in the queue, then fails on the last attempt.
+func TestRunnerFailures(t *testing.T) {
+	t.Parallel()
+	f := setup(t)
+	bad := func(context.Context, *export.Job, io.Writer, *Progress) (int64, error) {
+		return 0, export.Invalid("params.x", "is wrong")
+	}
+	flaky := func(context.Context, *export.Job, io.Writer, *Progress) (int64, error) {
+		return 0, errors.New("connection reset")
+	}
+	j := f.newJob(t, `{}`)
+	err := f.runner.Run(context.Background(), task(j.ID), bad)
+	if !errors.Is(err, asynq.SkipRetry) {
+		t.Fatalf("bad input: %v", err)
+	}
+	if got, _ := f.store.Job(context.Background(), j.ID); got.Status != export.StatusFailed || got.Error.Code != "invalid_request" {
+		t.Fatalf("bad input job: %+v", got)
+	}
+
+	// Through a real worker: one retry allowed, the transient error every time.
+	j = f.newJob(t, `{}`)
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	srv, _ := NewServer(f.rdb, WorkerConfig{Concurrency: 1, ShutdownTimeout: time.Second, RetryBase: 10 * time.Millisecond, RetryMax: 50 * time.Millisecond}, Handlers{}, log)
+	mux := asynq.NewServeMux()
+	mux.HandleFunc(TypeProbeLogs, func(ctx context.Context, t *asynq.Task) error { return f.runner.Run(ctx, t, flaky) })
+	if err := srv.Start(mux); err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Shutdown()
+	if _, err := f.queue.Client.Enqueue(newJobTask(TypeProbeLogs, j.ID, asynq.Queue(probeLogsQueue), asynq.MaxRetry(1))); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		got, _ := f.store.Job(context.Background(), j.ID)
+		if got.Status == export.StatusFailed {
+			if got.Attempts != 2 || got.Error.Code != "export_failed" || got.Error.Message != "connection reset" {
+				t.Fatalf("after the last attempt: %+v %+v", got, got.Error)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("job still %s after 20 s", got.Status)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// The reconciler re-enqueues a job whose task Redis lost, and fails one
+// whose task Asynq archived.
+func TestReconciler(t *testing.T) {
+	t.Parallel()
+	f := setup(t)
+	ctx := context.Background()
+	lost := f.newJob(t, `{}`)
+	rec := &Reconciler{Store: f.store, Queue: f.queue, Inspector: f.queue.Inspector,
+		Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Interval: time.Second, Quiet: 0}
+	n, err := rec.Once(ctx)
+	if err != nil || n != 1 {
+		t.Fatalf("first pass: %d %v", n, err)
+	}
+	if info, err := f.queue.Inspector.GetTaskInfo(QueueOf(export.TypeProbeLogs), lost.ID); err != nil || info.State != asynq.TaskStatePending {
+		t.Fatalf("task after reconcile: %+v %v", info, err)
+	}
+	// A second pass finds the task and leaves it alone.
+	if n, err := rec.Once(ctx); err != nil || n != 0 {
+		t.Fatalf("second pass: %d %v", n, err)
+	}
+	if err := f.queue.Inspector.ArchiveTask(QueueOf(export.TypeProbeLogs), lost.ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := rec.Once(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := f.store.Job(ctx, lost.ID); got.Status != export.StatusFailed || got.Error.Code != "retries_exhausted" {
+		t.Fatalf("archived task's job: %+v", got)
+	}
+}
