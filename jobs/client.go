@@ -20,6 +20,7 @@ type taskSpec struct {
 // declares its queue next to its constructor.
 var taskSpecs = map[export.Type]taskSpec{
 	export.TypeProbeLogs: {probeLogsQueue, NewProbeLogsTask},
+	export.TypeUsageLogs: {usageLogsQueue, NewUsageLogsTask},
 }
 
 // QueueOf is the queue a job type's tasks go to.

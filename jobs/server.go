@@ -26,6 +26,7 @@ type WorkerConfig struct {
 // Handlers are the task handlers a worker serves.
 type Handlers struct {
 	ProbeLogs   *ProbeLogsHandler
+	UsageLogs   *UsageLogsHandler
 	Maintenance *Maintenance
 }
 
@@ -69,6 +70,9 @@ func NewServer(rdb redis.UniversalClient, cfg WorkerConfig, h Handlers, log *slo
 	mux := asynq.NewServeMux()
 	if h.ProbeLogs != nil {
 		mux.Handle(TypeProbeLogs, h.ProbeLogs)
+	}
+	if h.UsageLogs != nil {
+		mux.Handle(TypeUsageLogs, h.UsageLogs)
 	}
 	if h.Maintenance != nil {
 		mux.HandleFunc(TypeCleanup, h.Maintenance.Cleanup)

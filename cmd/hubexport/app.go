@@ -129,7 +129,7 @@ func newJobID() string {
 }
 
 func registry() *export.Registry {
-	return export.NewRegistry(export.ProbeLogSpec())
+	return export.NewRegistry(export.ProbeLogSpec(), export.UsageLogSpec())
 }
 
 // serve runs the chosen roles until ctx ends, then shuts down in order:
@@ -163,6 +163,7 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, r roles) e
 			RetryBase: cfg.RetryBaseDelay, RetryMax: cfg.RetryMaxDelay,
 		}, jobs.Handlers{
 			ProbeLogs:   &jobs.ProbeLogsHandler{Runner: runner, Source: hubDB},
+			UsageLogs:   &jobs.UsageLogsHandler{Runner: runner, Source: hubDB},
 			Maintenance: &jobs.Maintenance{Store: d.store, Objects: d.objects, Redis: d.rdb, Log: log, Now: time.Now},
 		}, log)
 		if err := srv.Start(mux); err != nil {
