@@ -39,9 +39,11 @@ func (h *handler) createExport(c *gin.Context) {
 // decodeBody reads a JSON body of at most maxBodyBytes into v, rejecting
 // unknown fields.
 func decodeBody(c *gin.Context, v any) error {
+	// curl -d labels bodies as a form; the body is still read as JSON,
+	// which keeps the README's one-line examples working.
 	if ct := c.GetHeader("Content-Type"); ct != "" {
 		mt, _, err := mime.ParseMediaType(ct)
-		if err != nil || (mt != "application/json" && !strings.HasSuffix(mt, "+json")) {
+		if err != nil || (mt != "application/json" && !strings.HasSuffix(mt, "+json") && mt != "application/x-www-form-urlencoded") {
 			return export.Invalid("Content-Type", "must be application/json, not %q", ct)
 		}
 	}

@@ -159,9 +159,9 @@ func TestCreateRejectsBadInput(t *testing.T) {
 		t.Parallel()
 		wantError(t, b.do(t, "POST", "/api/v1/exports", adminToken, "type=probe_logs"), http.StatusBadRequest, "invalid_request")
 	})
-	t.Run("form content type", func(t *testing.T) {
+	t.Run("multipart content type", func(t *testing.T) {
 		t.Parallel()
-		w := b.do(t, "POST", "/api/v1/exports", adminToken, probeBody, "Content-Type", "application/x-www-form-urlencoded")
+		w := b.do(t, "POST", "/api/v1/exports", adminToken, probeBody, "Content-Type", "multipart/form-data; boundary=x")
 		e := wantError(t, w, http.StatusBadRequest, "invalid_request")
 		if _, ok := e.Error.Fields["Content-Type"]; !ok {
 			t.Errorf("fields = %v, want Content-Type", e.Error.Fields)
@@ -583,5 +583,15 @@ func TestServerTimeouts(t *testing.T) {
 	if s.ReadHeaderTimeout != 10*time.Second || s.ReadTimeout != time.Minute || s.WriteTimeout != 0 ||
 		s.IdleTimeout != 2*time.Minute || s.MaxHeaderBytes != 64<<10 {
 		t.Errorf("server = %+v", s)
+	}
+}
+
+// curl -d sends a JSON body labelled as a form; it is still read as JSON.
+func TestCreateAcceptsCurlsDefaultContentType(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	w := b.do(t, "POST", "/api/v1/exports", adminToken, probeBody, "Content-Type", "application/x-www-form-urlencoded")
+	if w.Code != http.StatusAccepted {
+		t.Fatalf("status %d: %s", w.Code, w.Body)
 	}
 }
