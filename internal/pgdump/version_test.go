@@ -2,6 +2,7 @@ package pgdump_test
 
 import (
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -74,15 +75,17 @@ func TestFindToolsPicksTheServersMajor(t *testing.T) {
 
 // A server newer than every installed client: the one on PATH is named as too old.
 func TestFindToolsForAFutureServer(t *testing.T) {
-	_, err := pgdump.FindTools(t.Context(), 99, pgdump.ToolConfig{})
-	e := wantCode(t, err, "pg_dump_too_old")
-	if !strings.Contains(e.Message, "postgresql-client-99") {
-		t.Fatalf("message: %s", e.Message)
+	if _, err := exec.LookPath("pg_dump"); err == nil {
+		_, err := pgdump.FindTools(t.Context(), 99, pgdump.ToolConfig{})
+		e := wantCode(t, err, "pg_dump_too_old")
+		if !strings.Contains(e.Message, "postgresql-client-99") {
+			t.Fatalf("message: %s", e.Message)
+		}
 	}
 
 	t.Setenv("PATH", t.TempDir())
-	_, err = pgdump.FindTools(t.Context(), 99, pgdump.ToolConfig{})
-	e = wantCode(t, err, "pg_dump_not_found")
+	_, err := pgdump.FindTools(t.Context(), 99, pgdump.ToolConfig{})
+	e := wantCode(t, err, "pg_dump_not_found")
 	if !strings.Contains(e.Message, "/usr/lib/postgresql/99/bin") || !strings.Contains(e.Message, "PG_DUMP_PATH") {
 		t.Fatalf("message: %s", e.Message)
 	}
