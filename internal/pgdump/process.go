@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"os/exec"
+	"regexp"
 	"strings"
 	"sync"
 	"syscall"
@@ -132,7 +133,7 @@ func errorLines(tail []string) []string {
 	var out []string
 	for _, l := range tail {
 		if strings.Contains(strings.ToLower(l), "error:") || strings.Contains(l, "FATAL:") {
-			out = append(out, strings.TrimSpace(l))
+			out = append(out, stripProg(strings.TrimSpace(l)))
 		}
 	}
 	if len(out) == 0 && len(tail) > 0 {
@@ -140,6 +141,17 @@ func errorLines(tail []string) []string {
 	}
 	return out
 }
+
+// stripProg drops the "pg_restore: error: " a tool puts before its messages: the error that
+// quotes the line already names the tool.
+func stripProg(line string) string {
+	if m := progPrefix.FindStringIndex(line); m != nil {
+		return line[m[1]:]
+	}
+	return line
+}
+
+var progPrefix = regexp.MustCompile(`^pg_(?:dump|restore): (?:error: )?`)
 
 func (t *Tools) log() *slog.Logger {
 	if t.Log == nil {

@@ -131,7 +131,7 @@ func (t *Tools) Restore(ctx context.Context, o RestoreOptions, dumpPath string) 
 	}
 	msg := fmt.Sprintf("pg_restore failed (%v)", err)
 	if res.FirstFatal != "" {
-		msg = fmt.Sprintf("pg_restore failed: %s (%d errors, %d ignored)", res.FirstFatal, res.Errors, res.Ignored)
+		msg = fmt.Sprintf("pg_restore failed: %s (%d fatal, %d ignorable errors)", stripProg(res.FirstFatal), res.Errors, res.Ignored)
 	} else if lines := errorLines(tail); len(lines) > 0 {
 		msg += ": " + strings.Join(lines, "; ")
 	}

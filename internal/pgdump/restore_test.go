@@ -200,7 +200,7 @@ func TestRestoreFatalErrors(t *testing.T) {
 		if e.Kind != export.KindUnavailable {
 			t.Errorf("kind %v, want unavailable", e.Kind)
 		}
-		if res.Errors != 1 || !strings.Contains(res.FirstFatal, "Connection refused") || !strings.Contains(e.Message, res.FirstFatal) {
+		if res.Errors != 1 || !strings.Contains(res.FirstFatal, "Connection refused") || !strings.Contains(e.Message, strings.TrimPrefix(res.FirstFatal, "pg_restore: error: ")) {
 			t.Fatalf("result %+v, message %q", res, e.Message)
 		}
 	})
