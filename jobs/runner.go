@@ -51,6 +51,23 @@ type Runner struct {
 	LeaseTTL time.Duration
 	// ProgressEvery is the least time between two progress writes.
 	ProgressEvery time.Duration
+
+	inflight sync.WaitGroup
+}
+
+// Wait waits up to timeout for running attempts to return. Asynq's
+// Shutdown hands unfinished tasks back and returns without waiting for
+// their handlers; this lets those handlers record the hand-back before the
+// connections close.
+func (r *Runner) Wait(timeout time.Duration) bool {
+	done := make(chan struct{})
+	go func() { r.inflight.Wait(); close(done) }()
+	select {
+	case <-done:
+		return true
+	case <-time.After(timeout):
+		return false
+	}
 }
 
 var (
@@ -84,6 +101,8 @@ func StoragePrefix(j *export.Job) string {
 
 // Run runs one attempt of the task's job with produce.
 func (r *Runner) Run(ctx context.Context, t *asynq.Task, produce Producer) error {
+	r.inflight.Add(1)
+	defer r.inflight.Done()
 	jobID, err := parseJobPayload(t)
 	if err != nil {
 		return err

@@ -177,6 +177,9 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, r roles) e
 		stopping = append(stopping, func() {
 			stopRec()
 			srv.Shutdown()
+			if !runner.Wait(10 * time.Second) {
+				log.Warn("worker_stop_timeout", "detail", "some exports did not record their hand-back within 10s")
+			}
 			log.Info("worker_stopped")
 		})
 		log.InfoContext(ctx, "worker_started", "concurrency", cfg.WorkerConcurrency)
