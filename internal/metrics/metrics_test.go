@@ -1,0 +1,103 @@
+package metrics
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+)
+
+func scrape(t *testing.T, m *Metrics) string {
+	t.Helper()
+	w := httptest.NewRecorder()
+	m.Handler().ServeHTTP(w, httptest.NewRequest("GET", "/metrics", nil))
+	if w.Code != 200 {
+		t.Fatalf("status %d: %s", w.Code, w.Body)
+	}
+	return w.Body.String()
+}
+
+func wantLines(t *testing.T, body string, lines ...string) {
+	t.Helper()
+	for _, l := range lines {
+		if !strings.Contains(body, "\n"+l+"\n") {
+			t.Errorf("no line %q in\n%s", l, body)
+		}
+	}
+}
+
+func TestMetricsText(t *testing.T) {
+	t.Parallel()
+	m := New(Options{
+		Types: []string{"probe_logs", "usage_logs"},
+		ActiveJobs: func(context.Context) ([]JobCount, error) {
+			return []JobCount{{Type: "usage_logs", Status: "running", Jobs: 2}}, nil
+		},
+	})
+	m.JobEnded("probe_logs", "succeeded", 1500*time.Millisecond, 42, 1234)
+	m.JobEnded("probe_logs", "failed", time.Second, 0, 0)
+	m.JobEnded("usage_logs", "succeeded", 3*time.Second, 10, 100)
+	m.JobEnded("usage_logs", "succeeded", 3*time.Second, 5, 50)
+	m.LockWaited("database:backup:lock", 2*time.Second)
+	m.WebhookDelivered("delivered")
+	m.WebhookDelivered("delivered")
+	m.WebhookDelivered("failed")
+	at := time.Unix(1769682600, 0)
+	m.BackupSucceeded("nightly", at)
+	m.BackupSucceeded("nightly", at.Add(-time.Hour)) // late report of an older one
+
+	body := scrape(t, m)
+	wantLines(t, body,
+		`hubexport_jobs_finished_total{status="succeeded",type="probe_logs"} 1`,
+		`hubexport_jobs_finished_total{status="failed",type="probe_logs"} 1`,
+		`hubexport_jobs_finished_total{status="canceled",type="probe_logs"} 0`,
+		`hubexport_jobs_finished_total{status="succeeded",type="usage_logs"} 2`,
+		`hubexport_exported_rows_total{type="probe_logs"} 42`,
+		`hubexport_exported_bytes_total{type="probe_logs"} 1234`,
+		`hubexport_exported_rows_total{type="usage_logs"} 15`,
+		`hubexport_exported_bytes_total{type="usage_logs"} 150`,
+		`hubexport_job_duration_seconds_bucket{status="succeeded",type="probe_logs",le="1"} 0`,
+		`hubexport_job_duration_seconds_bucket{status="succeeded",type="probe_logs",le="2.5"} 1`,
+		`hubexport_job_duration_seconds_count{status="succeeded",type="usage_logs"} 2`,
+		`hubexport_jobs_active{status="running",type="usage_logs"} 2`,
+		`hubexport_jobs_active{status="queued",type="probe_logs"} 0`,
+		`hubexport_lock_waits_total{lock="database:backup:lock"} 1`,
+		`hubexport_lock_wait_seconds_total{lock="database:backup:lock"} 2`,
+		`hubexport_webhook_deliveries_total{outcome="delivered"} 2`,
+		`hubexport_webhook_deliveries_total{outcome="failed"} 1`,
+		`hubexport_last_successful_backup_timestamp_seconds{schedule="nightly"} 1.7696826e+09`,
+	)
+	for _, name := range []string{"go_goroutines", "go_memstats_alloc_bytes", "process_cpu_seconds_total"} {
+		if !strings.Contains(body, "\n"+name+" ") {
+			t.Errorf("no %s in the scrape", name)
+		}
+	}
+}
+
+// A failing PostgreSQL leaves the active-jobs gauge out; the rest is served.
+func TestActiveJobsFailureKeepsTheRest(t *testing.T) {
+	t.Parallel()
+	m := New(Options{
+		Types:      []string{"probe_logs"},
+		ActiveJobs: func(context.Context) ([]JobCount, error) { return nil, errors.New("connection refused") },
+		Log:        slog.New(slog.NewTextHandler(io.Discard, nil)),
+	})
+	m.JobEnded("probe_logs", "succeeded", time.Second, 1, 1)
+	body := scrape(t, m)
+	wantLines(t, body, `hubexport_jobs_finished_total{status="succeeded",type="probe_logs"} 1`)
+	if strings.Contains(body, "hubexport_jobs_active{") {
+		t.Errorf("active jobs reported despite the failure:\n%s", body)
+	}
+}
+
+func TestNilMetricsRecordNothing(t *testing.T) {
+	var m *Metrics
+	m.JobEnded("probe_logs", "succeeded", time.Second, 1, 1)
+	m.LockWaited("l", time.Second)
+	m.WebhookDelivered("delivered")
+	m.BackupSucceeded("s", time.Now())
+}
