@@ -476,3 +476,56 @@ func TestNewRejectsUnknownFormat(t *testing.T) {
 		t.Errorf("New(parquet) = %v, want an invalid-input error", err)
 	}
 }
+
+// The memory workaround in streamBuffer depends on excelize's internals: this
+// fails when an upgrade moves them, and shows that sheets which spilled to
+// their temporary files still come out whole after their buffers are freed.
+func TestStreamBufferLayout(t *testing.T) {
+	t.Parallel()
+	var buf bytes.Buffer
+	enc, err := NewXLSX(&buf, Options{Lang: export.HeaderLangEN, TempDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer enc.Close()
+	b := streamBuffer(enc.sw)
+	if b == nil {
+		t.Fatal("excelize's StreamWriter no longer has rawData.buf: revisit streamBuffer")
+	}
+	if b.Cap() < excelize.StreamChunkSize {
+		t.Errorf("sheet buffer not pre-sized: capacity %d", b.Cap())
+	}
+	// 2,500 rows of 10 KiB per sheet: more than excelize keeps in memory.
+	enc.perSheet = 2500
+	long := strings.Repeat("x", 10<<10)
+	rows := xlsxRows(6000, time.Minute)
+	for i := range rows {
+		rows[i].SessionID = strconv.Itoa(i) + long
+		if err := enc.Write(&rows[i]); err != nil {
+			t.Fatal(err)
+		}
+		if i == 2500 && b.Cap() != 0 {
+			t.Errorf("the first sheet's buffer (capacity %d) was not freed after it spilled", b.Cap())
+		}
+	}
+	if err := enc.Finish(); err != nil {
+		t.Fatal(err)
+	}
+	f := openXLSX(t, buf.Bytes())
+	i := 0
+	for _, sh := range []string{"Usage Logs", "Usage Logs (2)", "Usage Logs (3)"} {
+		got, err := f.GetRows(sh)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range got[1:] {
+			if r[16] != rows[i].SessionID {
+				t.Fatalf("%s: data row %d has session %.20q…, want %.20q…", sh, i, r[16], rows[i].SessionID)
+			}
+			i++
+		}
+	}
+	if i != len(rows) {
+		t.Errorf("%d rows read back, want %d", i, len(rows))
+	}
+}
