@@ -92,6 +92,12 @@ func (d *DB) EstimateUsageLogs(ctx context.Context, p export.UsageLogParams) (in
 	return int64(out[0].Plan.Rows), nil
 }
 
+// UsageLogSQL returns the query UsageLogs(p) runs and its arguments (empty when no row can
+// match), for comparing the export with other clients: the benchmark runs it through psql.
+func (d *DB) UsageLogSQL(ctx context.Context, p export.UsageLogParams) (string, []any, error) {
+	return d.usageQuery(ctx, p)
+}
+
 // usageQuery builds the query for p: over message_request, or over usage_ledger when
 // message_request holds no row at all, soft-deleted ones included (CCH's isLedgerOnlyMode).
 // An empty query means no row can match.
