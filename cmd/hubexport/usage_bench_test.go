@@ -67,8 +67,8 @@ type usageBench struct {
 	rows   int
 	copied int64 // rows psql copied, once it ran
 	query  string
-	redis *testenv.Redis
-	s3    *testenv.S3
+	redis  *testenv.Redis
+	s3     *testenv.S3
 }
 
 func newUsageBench(b *testing.B, rows int) *usageBench {
