@@ -1,6 +1,7 @@
 // Package hub reads Claude Code Hub's PostgreSQL database: the probe logs an export streams,
-// and the users and keys that decide who a caller is (CCH's validity rules, hub-facts §6),
-// behind a small cache of successful lookups.
+// the users and keys that decide who a caller is (CCH's validity rules, hub-facts §6),
+// behind a small cache of successful lookups, and the lists of users, keys, providers and
+// endpoints that the web page's selectors show (never a key string).
 //
 // It owns the SQL against CCH's tables and nothing else. It only reads: it must never run DDL
 // or write to the hub's public schema (hubexport's own tables live in schema hubexport and
