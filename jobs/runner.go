@@ -51,6 +51,8 @@ type Runner struct {
 	LeaseTTL time.Duration
 	// ProgressEvery is the least time between two progress writes.
 	ProgressEvery time.Duration
+	// Metrics, if set, is told when a job ends.
+	Metrics Metrics
 
 	inflight sync.WaitGroup
 }
@@ -141,6 +143,7 @@ func (r *Runner) Run(ctx context.Context, t *asynq.Task, produce Producer) error
 	if !ok {
 		e := &export.JobError{Code: "unsupported_type", Message: fmt.Sprintf("this worker cannot run %s exports; upgrade it", job.Type)}
 		_ = r.Store.Fail(ctx, jobID, token, e, false)
+		r.metrics().JobEnded(string(job.Type), string(export.StatusFailed), 0, 0, 0)
 		return fmt.Errorf("jobs: %s: %w", e.Message, asynq.SkipRetry)
 	}
 	log = log.With("job_type", job.Type, "attempt", job.Attempts)
@@ -172,8 +175,10 @@ func (r *Runner) Run(ctx context.Context, t *asynq.Task, produce Producer) error
 		res.ExpiresAt = r.Now().Add(r.Retention).UTC().Truncate(time.Second)
 		err := r.Store.Succeed(ctx, jobID, token, key, res)
 		if err == nil {
+			took := r.Now().Sub(started)
 			log.InfoContext(ctx, "job_succeeded", "rows", res.Rows, "size_bytes", res.SizeBytes,
-				"duration_ms", r.Now().Sub(started).Milliseconds())
+				"duration_ms", took.Milliseconds())
+			r.metrics().JobEnded(string(job.Type), string(export.StatusSucceeded), took, res.Rows, res.SizeBytes)
 			return nil
 		}
 		// The file is complete but the job is no longer ours.
@@ -188,7 +193,7 @@ func (r *Runner) Run(ctx context.Context, t *asynq.Task, produce Producer) error
 			}
 		}
 	}
-	return r.failed(ctx, runCtx, log, job, token, uploadErr, retried, maxRetry)
+	return r.failed(ctx, runCtx, log, job, token, uploadErr, retried, maxRetry, started)
 }
 
 // keep renews the job lease and checks that the attempt still owns the job,
@@ -262,14 +267,16 @@ func (r *Runner) stream(ctx context.Context, job *export.Job, key, contentType s
 }
 
 // failed decides what an attempt's error means for the job and for Asynq.
-func (r *Runner) failed(ctx, runCtx context.Context, log *slog.Logger, job *export.Job, token string, err error, retried, maxRetry int) error {
+func (r *Runner) failed(ctx, runCtx context.Context, log *slog.Logger, job *export.Job, token string, err error, retried, maxRetry int, started time.Time) error {
 	bg := context.WithoutCancel(ctx)
+	ended := func(s export.Status) { r.metrics().JobEnded(string(job.Type), string(s), r.Now().Sub(started), 0, 0) }
 	cause := context.Cause(runCtx)
 	switch {
 	case errors.Is(cause, errSuperseded) || errors.Is(err, errSuperseded):
 		j, jerr := r.Store.Job(bg, job.ID)
 		if jerr == nil && j.Status == export.StatusCanceled {
 			log.InfoContext(ctx, "job_canceled")
+			ended(export.StatusCanceled)
 			return nil
 		}
 		log.WarnContext(ctx, "job_attempt_superseded")
@@ -284,6 +291,7 @@ func (r *Runner) failed(ctx, runCtx context.Context, log *slog.Logger, job *expo
 		// goes back to the queue and runs again.
 		if j, jerr := r.Store.Job(bg, job.ID); jerr == nil && j.Status == export.StatusCanceled {
 			log.InfoContext(ctx, "job_canceled")
+			ended(export.StatusCanceled)
 			return nil
 		}
 		_ = r.Store.Requeue(bg, job.ID, token, &export.JobError{Code: "interrupted", Message: "the worker stopped during the export; the job will run again"})
@@ -299,6 +307,7 @@ func (r *Runner) failed(ctx, runCtx context.Context, log *slog.Logger, job *expo
 			return ferr
 		}
 		log.WarnContext(ctx, "job_failed", "code", je.Code, "error", err)
+		ended(export.StatusFailed)
 		return fmt.Errorf("jobs: %w: %w", err, asynq.SkipRetry)
 	}
 	retryErr := &export.JobError{Code: je.Code, Message: fmt.Sprintf("attempt %d of %d failed: %s; retrying", retried+1, maxRetry+1, je.Message)}
