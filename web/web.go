@@ -24,6 +24,9 @@ type Options struct {
 	// /api/v1/files/ with the full request path. It gets no authentication:
 	// the link's signature is the credential.
 	Files http.Handler
+	// Metrics, if set, serves GET /metrics (Prometheus) without
+	// authentication, like the health checks.
+	Metrics http.Handler
 	// PollInterval is how often an event stream re-reads its job; default 1s.
 	PollInterval time.Duration
 	// TrustedProxies lists the proxies (addresses or CIDRs) whose
@@ -44,6 +47,7 @@ type handler struct {
 	log       *slog.Logger
 	ready     map[string]func(context.Context) error
 	files     http.Handler
+	metrics   http.Handler
 	proxies   []string
 	poll      time.Duration
 	keepAlive time.Duration
@@ -66,6 +70,7 @@ func newHandler(o Options) *handler {
 		log:       o.Log,
 		ready:     o.Ready,
 		files:     o.Files,
+		metrics:   o.Metrics,
 		proxies:   o.TrustedProxies,
 		poll:      o.PollInterval,
 		keepAlive: keepAliveInterval,
@@ -104,6 +109,10 @@ func (h *handler) routes() *gin.Engine {
 
 	r.GET("/healthz", h.healthz)
 	r.GET("/readyz", h.readyz)
+	if h.metrics != nil {
+		r.GET("/metrics", gin.WrapH(h.metrics))
+	}
+	r.GET("/api/v1/openapi.json", openAPI)
 
 	if h.files != nil {
 		files := gin.WrapH(h.files)
