@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -51,21 +52,49 @@ func (l *Local) sign(method, key, filename string, expires int64) []byte {
 	return m.Sum(nil)
 }
 
-// Handler serves download links: it checks the signature and expiry, then serves the file with
-// Range support. Mount it at FilesPath (the full request path is expected; a handler behind
-// http.StripPrefix(FilesPath, ...) works too). Only GET and HEAD; a HEAD is checked against the
-// GET signature.
+// UploadsPrefix is the only folder local upload links write to.
+const UploadsPrefix = "uploads/"
+
+// UploadURL returns <PublicURL>/api/v1/files/<key>?expires=<unix>&signature=<hex>, to which a
+// client PUTs the object: an HMAC-SHA256 over PUT, the key and the expiry. Only keys below
+// UploadsPrefix can be signed, so an upload link can never overwrite an artifact.
+func (l *Local) UploadURL(ctx context.Context, key string, expires time.Time) (string, error) {
+	if err := validKey(key); err != nil {
+		return "", err
+	}
+	if !strings.HasPrefix(key, UploadsPrefix) {
+		return "", fmt.Errorf("storage: upload links write only below %s, not %q", UploadsPrefix, key)
+	}
+	if err := checkExpiry(expires); err != nil {
+		return "", err
+	}
+	exp := expires.Unix()
+	q := url.Values{
+		"expires":   {strconv.FormatInt(exp, 10)},
+		"signature": {hex.EncodeToString(l.sign(http.MethodPut, key, "", exp))},
+	}
+	return l.publicURL + FilesPath + escapeKey(key) + "?" + q.Encode(), nil
+}
+
+// Handler serves signed links: GET and HEAD download (a HEAD is checked against the GET
+// signature) with Range support; PUT uploads to a key below UploadsPrefix. Mount it at
+// FilesPath (the full request path is expected; a handler behind http.StripPrefix(FilesPath,
+// ...) works too).
 func (l *Local) Handler() http.Handler { return http.HandlerFunc(l.serveFile) }
 
 func (l *Local) serveFile(w http.ResponseWriter, r *http.Request) {
-	if r.Method != http.MethodGet && r.Method != http.MethodHead {
-		w.Header().Set("Allow", "GET, HEAD")
-		writeError(w, http.StatusMethodNotAllowed, "method_not_allowed", "download links accept only GET and HEAD")
-		return
-	}
 	key := strings.TrimPrefix(r.URL.Path, FilesPath)
 	if key == r.URL.Path {
 		key = strings.TrimPrefix(key, "/")
+	}
+	if r.Method == http.MethodPut {
+		l.receiveFile(w, r, key)
+		return
+	}
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		w.Header().Set("Allow", "GET, HEAD, PUT")
+		writeError(w, http.StatusMethodNotAllowed, "method_not_allowed", "signed links accept only GET and HEAD (downloads) and PUT (uploads)")
+		return
 	}
 	q := r.URL.Query()
 	filename := q.Get("filename")
@@ -110,4 +139,44 @@ func writeError(w http.ResponseWriter, status int, code, msg string) {
 	h.Set("Cache-Control", "no-store")
 	w.WriteHeader(status)
 	_ = json.NewEncoder(w).Encode(map[string]any{"error": map[string]string{"code": code, "message": msg}})
+}
+
+// receiveFile stores a PUT to an upload link: into a temp file beside the key, renamed into place
+// once the whole body has arrived, so a broken upload leaves nothing at the key.
+func (l *Local) receiveFile(w http.ResponseWriter, r *http.Request, key string) {
+	q := r.URL.Query()
+	sig, sigErr := hex.DecodeString(q.Get("signature"))
+	exp, expErr := strconv.ParseInt(q.Get("expires"), 10, 64)
+	if validKey(key) != nil || !strings.HasPrefix(key, UploadsPrefix) || sigErr != nil || expErr != nil ||
+		!hmac.Equal(sig, l.sign(http.MethodPut, key, "", exp)) {
+		writeError(w, http.StatusForbidden, "invalid_signature", "this upload link is invalid or was altered; request a new one")
+		return
+	}
+	if time.Now().Unix() > exp {
+		writeError(w, http.StatusForbidden, "link_expired",
+			fmt.Sprintf("this upload link expired at %s; request a new one", time.Unix(exp, 0).UTC().Format(time.RFC3339)))
+		return
+	}
+	// A dump of many gigabytes takes longer than the server's read timeout.
+	_ = http.NewResponseController(w).SetReadDeadline(time.Time{})
+	ctx := r.Context()
+	up, err := l.Create(ctx, key, "")
+	if err != nil {
+		writeError(w, http.StatusInternalServerError, "internal", "the upload could not be stored; try again later")
+		return
+	}
+	h := sha256.New()
+	n, err := io.CopyBuffer(io.MultiWriter(up, h), r.Body, make([]byte, 256<<10))
+	if err == nil {
+		err = up.Commit(ctx)
+	}
+	if err != nil {
+		_ = up.Abort(context.WithoutCancel(ctx))
+		writeError(w, http.StatusBadRequest, "upload_incomplete", "the upload did not complete ("+err.Error()+"); send the file again")
+		return
+	}
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(http.StatusOK)
+	_ = json.NewEncoder(w).Encode(map[string]any{"size_bytes": n, "sha256": hex.EncodeToString(h.Sum(nil))})
 }

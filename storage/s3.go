@@ -240,6 +240,31 @@ func (s *S3) DownloadURL(ctx context.Context, key, filename string, expires time
 	return req.URL, nil
 }
 
+// maxPutBytes is the largest object one PUT may carry: an upload link takes files up to it.
+const maxPutBytes = 5 << 30
+
+// MaxUploadBytes is the largest file an upload link takes (S3's single-PUT limit).
+func (s *S3) MaxUploadBytes() int64 { return maxPutBytes }
+
+// UploadURL presigns a PUT of key for the public endpoint. Only the host is signed, so a client
+// may send any Content-Type (curl -T sends none).
+func (s *S3) UploadURL(ctx context.Context, key string, expires time.Time) (string, error) {
+	if err := validKey(key); err != nil {
+		return "", err
+	}
+	if err := checkExpiry(expires); err != nil {
+		return "", err
+	}
+	req, err := s.presign.PresignPutObject(ctx, &s3.PutObjectInput{
+		Bucket: &s.bucket,
+		Key:    aws.String(s.objectKey(key)),
+	}, s3.WithPresignExpires(time.Until(expires).Round(time.Second)))
+	if err != nil {
+		return "", fmt.Errorf("storage: s3 presign upload %q: %w", key, err)
+	}
+	return req.URL, nil
+}
+
 // AbortPending aborts the multipart uploads of keys starting with prefix.
 func (s *S3) AbortPending(ctx context.Context, prefix string) (int, error) {
 	if err := validPrefix(prefix); err != nil {

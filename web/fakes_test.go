@@ -208,6 +208,9 @@ func (fakeObjects) Exists(context.Context, string) (bool, error) { return true, 
 func (fakeObjects) DownloadURL(_ context.Context, key, filename string, expires time.Time) (string, error) {
 	return fmt.Sprintf("https://files.example/%s?filename=%s&expires=%d&sig=fake", key, filename, expires.Unix()), nil
 }
+func (fakeObjects) UploadURL(_ context.Context, key string, expires time.Time) (string, error) {
+	return fmt.Sprintf("https://files.example/%s?expires=%d&sig=fake-put", key, expires.Unix()), nil
+}
 func (fakeObjects) AbortPending(context.Context, string) (int, error) { return 0, nil }
 func (fakeObjects) Sweep(context.Context, time.Time) (int, error)     { return 0, nil }
 func (fakeObjects) Ping(context.Context) error                        { return nil }

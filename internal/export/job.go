@@ -80,14 +80,18 @@ func (p Progress) WithPercent() Progress {
 	return p
 }
 
-// Result describes a finished job's artifact.
+// Result describes a finished job's artifact. A type without artifacts
+// (database_restore) leaves the file fields empty and reports in Details.
 type Result struct {
-	Filename    string    `json:"filename"`
-	ContentType string    `json:"content_type"`
+	Filename    string    `json:"filename,omitzero"`
+	ContentType string    `json:"content_type,omitzero"`
 	SizeBytes   int64     `json:"size_bytes"`
-	SHA256      string    `json:"sha256"`
+	SHA256      string    `json:"sha256,omitzero"`
 	Rows        int64     `json:"rows"`
-	ExpiresAt   time.Time `json:"expires_at"`
+	ExpiresAt   time.Time `json:"expires_at,omitzero"`
+	// Details are type-specific facts: a backup's table-of-contents entry
+	// count, what a restore did.
+	Details map[string]any `json:"details,omitempty"`
 }
 
 // JobError is why a job failed (or why its last attempt failed, while it

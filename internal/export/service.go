@@ -41,8 +41,9 @@ type CreateRequest struct {
 // Create validates req for p, records the job and queues it. replayed is
 // true when an earlier request with the same idempotency key made the job.
 func (s *Service) Create(ctx context.Context, p Principal, req CreateRequest) (job *Job, replayed bool, err error) {
+	auditParams := map[string]any{"type": req.Type, "format": req.Format}
 	defer func() {
-		s.audit(ctx, p, "export.create", jobTarget(job), req.Address, err, map[string]any{"type": req.Type, "format": req.Format})
+		s.audit(ctx, p, "export.create", jobTarget(job), req.Address, err, auditParams)
 	}()
 	spec, ok := s.Registry.Spec(req.Type)
 	if req.Type == "" {
@@ -68,6 +69,14 @@ func (s *Service) Create(ctx context.Context, p Principal, req CreateRequest) (j
 	params, err := spec.Parse(req.Params, p)
 	if err != nil {
 		return nil, false, err
+	}
+	if spec.AuditParams {
+		auditParams["params"] = RedactParams(params)
+	}
+	if spec.Check != nil {
+		if err := spec.Check(ctx, s, params); err != nil {
+			return nil, false, err
+		}
 	}
 	if len(req.IdempotencyKey) > 255 {
 		return nil, false, Invalid("Idempotency-Key", "must be at most 255 characters")
@@ -216,6 +225,9 @@ func (s *Service) DownloadLink(ctx context.Context, p Principal, id, address str
 		return Link{}, Errorf(KindGone, "artifact_expired", "the file of job %s has expired or was deleted; run the export again", id)
 	default:
 		return Link{}, Errorf(KindConflict, "job_not_succeeded", "job %s is %s; a download is available once it has succeeded", id, j.Status)
+	}
+	if j.StorageKey == "" {
+		return Link{}, Errorf(KindConflict, "no_artifact", "%s jobs make no file; their result is in the job object", j.Type)
 	}
 	expires := s.Now().Add(s.LinkTTL).UTC().Truncate(time.Second)
 	if j.Result != nil && expires.After(j.Result.ExpiresAt) {

@@ -2,8 +2,10 @@ package export
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"sort"
 	"strings"
@@ -49,6 +51,33 @@ type TypeSpec struct {
 	ContentType func(Format) string
 	// Filename of the artifact, given the job and the time it ends.
 	Filename func(j *Job, now time.Time) string
+	// StoragePrefix, if set, is the folder (ending in "/") of a job's
+	// artifact; every unfinished write of the job's attempts lies below it.
+	// Default: exports/<yyyy>/<mm>/<job id>/.
+	StoragePrefix func(j *Job) string
+	// NoArtifact: the type's jobs make no file; their result carries
+	// Details only (ContentType and Filename are unused).
+	NoArtifact bool
+	// AuditParams records the job's params, as the API shows them, with its
+	// creation in the audit trail.
+	AuditParams bool
+	// Check, if set, checks parsed params against stored state (a job, an
+	// uploaded file) when a job is created. Errors are *Error as for Parse.
+	Check func(ctx context.Context, s *Service, params json.RawMessage) error
+}
+
+// ArtifactPrefix is the folder of job j's artifact.
+func (s TypeSpec) ArtifactPrefix(j *Job) string {
+	if s.StoragePrefix != nil {
+		return s.StoragePrefix(j)
+	}
+	c := j.CreatedAt.UTC()
+	return fmt.Sprintf("exports/%04d/%02d/%s/", c.Year(), int(c.Month()), j.ID)
+}
+
+// ArtifactKey is where job j's artifact named filename is stored.
+func (s TypeSpec) ArtifactKey(j *Job, filename string) string {
+	return s.ArtifactPrefix(j) + filename
 }
 
 // Registry holds the export types this build can run.

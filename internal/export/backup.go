@@ -1,0 +1,233 @@
+package export
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"regexp"
+	"strings"
+	"time"
+)
+
+// Backup modes (hub-facts §3.2): what a database_backup leaves out.
+const (
+	BackupModeFull        = "full"         // everything
+	BackupModeExcludeLogs = "exclude_logs" // message_request's schema, none of its rows
+	BackupModeLedgerOnly  = "ledger_only"  // no message_request table at all
+)
+
+// ContentTypeDump is the content type of pg_dump custom-format archives.
+const ContentTypeDump = "application/octet-stream"
+
+// BackupParams are the parameters of a database_backup, normalised.
+type BackupParams struct {
+	Mode string `json:"mode"`
+}
+
+// ParseBackupParams checks a database_backup request's params.
+func ParseBackupParams(raw json.RawMessage) (BackupParams, error) {
+	var in struct {
+		Mode *string `json:"mode"`
+	}
+	if err := DecodeStrict(raw, &in, "params."); err != nil {
+		return BackupParams{}, err
+	}
+	p := BackupParams{Mode: BackupModeFull}
+	if in.Mode != nil && *in.Mode != "" {
+		switch *in.Mode {
+		case BackupModeFull, BackupModeExcludeLogs, BackupModeLedgerOnly:
+			p.Mode = *in.Mode
+		default:
+			return p, Invalid("params.mode", "must be \"full\", \"exclude_logs\" or \"ledger_only\", not %q", *in.Mode)
+		}
+	}
+	return p, nil
+}
+
+// BackupFileSuffix is CCH's file name suffix for a mode.
+func BackupFileSuffix(mode string) string {
+	switch mode {
+	case BackupModeExcludeLogs:
+		return "_no-logs"
+	case BackupModeLedgerOnly:
+		return "_ledger-only"
+	}
+	return ""
+}
+
+// BackupFilename is CCH's name for a backup made at t, with t shown in loc:
+// backup_2026-08-04T02-36-52_no-logs.dump.
+func BackupFilename(t time.Time, loc *time.Location, mode string) string {
+	if loc == nil {
+		loc = time.UTC
+	}
+	return "backup_" + t.In(loc).Format("2006-01-02T15-04-05") + BackupFileSuffix(mode) + ".dump"
+}
+
+// BackupSpec describes the database_backup type. File names show the job's
+// creation time in loc (BACKUP_TIMEZONE). Each backup sits in its own folder
+// under backups/, so two backups started in the same second (which CCH's
+// names cannot tell apart) never share a key.
+func BackupSpec(loc *time.Location) TypeSpec {
+	return TypeSpec{
+		Type:      TypeDatabaseBackup,
+		AdminOnly: true,
+		Formats:   []Format{FormatDump},
+		Parse: func(raw json.RawMessage, _ Principal) (json.RawMessage, error) {
+			p, err := ParseBackupParams(raw)
+			if err != nil {
+				return nil, err
+			}
+			return json.Marshal(p)
+		},
+		ContentType: func(Format) string { return ContentTypeDump },
+		Filename: func(j *Job, _ time.Time) string {
+			var p BackupParams
+			_ = json.Unmarshal(j.Params, &p)
+			return BackupFilename(j.CreatedAt, loc, p.Mode)
+		},
+		StoragePrefix: func(j *Job) string { return "backups/" + j.ID + "/" },
+	}
+}
+
+// RestoreParams are the parameters of a database_restore, normalised. The
+// dump comes from exactly one of BackupJobID and UploadID.
+type RestoreParams struct {
+	BackupJobID string `json:"backup_job_id,omitempty"`
+	UploadID    string `json:"upload_id,omitempty"`
+	// TargetDatabaseURL is where to restore; empty means the hub database
+	// (DATABASE_URL). The API shows it with its password redacted.
+	TargetDatabaseURL string `json:"target_database_url,omitempty"`
+	CleanFirst        bool   `json:"clean_first"`
+	SkipLogs          bool   `json:"skip_logs"`
+	DryRun            bool   `json:"dry_run"`
+}
+
+// RestoreAdvice is what the result of a restore tells the operator.
+const RestoreAdvice = "restart CCH so its migrations bring an older dump up to date"
+
+var (
+	uploadIDPattern = regexp.MustCompile(`^upl_[0-9a-f]{32}$`)
+	jobIDPattern    = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
+)
+
+// ValidUploadID reports whether id has the form CreateUpload gives.
+func ValidUploadID(id string) bool { return uploadIDPattern.MatchString(id) }
+
+// UploadKey is where the dump of upload id is stored.
+func UploadKey(id string) string { return "uploads/" + id + ".dump" }
+
+// ParseRestoreParams checks a database_restore request's params. checkURL,
+// if not nil, validates target_database_url the way the restore tools will
+// read it; its error must not quote the URL.
+func ParseRestoreParams(raw json.RawMessage, checkURL func(string) error) (RestoreParams, error) {
+	var in struct {
+		BackupJobID       *string `json:"backup_job_id"`
+		UploadID          *string `json:"upload_id"`
+		TargetDatabaseURL *string `json:"target_database_url"`
+		CleanFirst        *bool   `json:"clean_first"`
+		SkipLogs          *bool   `json:"skip_logs"`
+		DryRun            *bool   `json:"dry_run"`
+	}
+	if err := DecodeStrict(raw, &in, "params."); err != nil {
+		return RestoreParams{}, err
+	}
+	var p RestoreParams
+	if in.BackupJobID != nil {
+		p.BackupJobID = strings.TrimSpace(*in.BackupJobID)
+	}
+	if in.UploadID != nil {
+		p.UploadID = strings.TrimSpace(*in.UploadID)
+	}
+	switch {
+	case p.BackupJobID == "" && p.UploadID == "":
+		return p, Invalid("params.backup_job_id", "give backup_job_id (a succeeded database_backup job) or upload_id (from POST /api/v1/restores/uploads)")
+	case p.BackupJobID != "" && p.UploadID != "":
+		return p, Invalid("params.upload_id", "give backup_job_id or upload_id, not both")
+	case p.BackupJobID != "" && !jobIDPattern.MatchString(p.BackupJobID):
+		return p, Invalid("params.backup_job_id", "%q is not a job id", p.BackupJobID)
+	case p.UploadID != "" && !ValidUploadID(p.UploadID):
+		return p, Invalid("params.upload_id", "%q is not an upload id; use the upload_id POST /api/v1/restores/uploads returned", p.UploadID)
+	}
+	if in.TargetDatabaseURL != nil && strings.TrimSpace(*in.TargetDatabaseURL) != "" {
+		u := strings.TrimSpace(*in.TargetDatabaseURL)
+		if !strings.HasPrefix(u, "postgres://") && !strings.HasPrefix(u, "postgresql://") {
+			return p, Invalid("params.target_database_url", "must be a postgres:// URL, such as postgres://user:password@host:5432/dbname")
+		}
+		if checkURL != nil {
+			if err := checkURL(u); err != nil {
+				return p, Invalid("params.target_database_url", "%v", err)
+			}
+		}
+		p.TargetDatabaseURL = u
+	}
+	p.CleanFirst = in.CleanFirst != nil && *in.CleanFirst
+	p.SkipLogs = in.SkipLogs != nil && *in.SkipLogs
+	p.DryRun = in.DryRun != nil && *in.DryRun
+	return p, nil
+}
+
+// RestoreSpec describes the database_restore type: it makes no file; its
+// result carries what pg_restore did. checkURL validates
+// target_database_url (see ParseRestoreParams).
+func RestoreSpec(checkURL func(string) error) TypeSpec {
+	return TypeSpec{
+		Type:      TypeDatabaseRestore,
+		AdminOnly: true,
+		Formats:   []Format{FormatDump},
+		Parse: func(raw json.RawMessage, _ Principal) (json.RawMessage, error) {
+			p, err := ParseRestoreParams(raw, checkURL)
+			if err != nil {
+				return nil, err
+			}
+			return json.Marshal(p)
+		},
+		NoArtifact:  true,
+		AuditParams: true,
+		Check:       checkRestoreSource,
+	}
+}
+
+// checkRestoreSource refuses, at creation, a restore whose dump is not there.
+func checkRestoreSource(ctx context.Context, s *Service, raw json.RawMessage) error {
+	var p RestoreParams
+	if err := json.Unmarshal(raw, &p); err != nil {
+		return fmt.Errorf("export: decode restore params: %w", err)
+	}
+	if p.UploadID != "" {
+		ok, err := s.Objects.Exists(ctx, UploadKey(p.UploadID))
+		if err != nil {
+			return fmt.Errorf("export: check upload %s: %w", p.UploadID, err)
+		}
+		if !ok {
+			return Invalid("params.upload_id", "nothing was uploaded for %s; PUT the dump to the upload URL first (uploads are removed after a successful restore)", p.UploadID)
+		}
+		return nil
+	}
+	_, err := RestoreSourceKey(ctx, s.Store, p.BackupJobID, s.Now())
+	return err
+}
+
+// RestoreSourceKey returns the storage key of the dump of backup job id, or
+// an error of kind KindInvalid saying why it cannot be restored.
+func RestoreSourceKey(ctx context.Context, jobs interface {
+	Job(ctx context.Context, id string) (*Job, error)
+}, id string, now time.Time) (string, error) {
+	j, err := jobs.Job(ctx, id)
+	if errors.Is(err, ErrNotFound) {
+		return "", Invalid("params.backup_job_id", "no job %s", id)
+	}
+	if err != nil {
+		return "", err
+	}
+	switch {
+	case j.Type != TypeDatabaseBackup:
+		return "", Invalid("params.backup_job_id", "job %s is a %s job, not a database_backup", id, j.Type)
+	case j.Status != StatusSucceeded || j.StorageKey == "":
+		return "", Invalid("params.backup_job_id", "backup job %s is %s; only a succeeded backup can be restored", id, j.Status)
+	case j.Result != nil && !j.Result.ExpiresAt.IsZero() && !now.Before(j.Result.ExpiresAt):
+		return "", Invalid("params.backup_job_id", "the file of backup job %s has expired", id)
+	}
+	return j.StorageKey, nil
+}

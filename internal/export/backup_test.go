@@ -1,0 +1,147 @@
+package export
+
+import (
+	"encoding/json"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestParseBackupParams(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct{ raw, want, field string }{
+		{``, `{"mode":"full"}`, ""},
+		{`{}`, `{"mode":"full"}`, ""},
+		{`{"mode":""}`, `{"mode":"full"}`, ""},
+		{`{"mode":"exclude_logs"}`, `{"mode":"exclude_logs"}`, ""},
+		{`{"mode":"ledger_only"}`, `{"mode":"ledger_only"}`, ""},
+		{`{"mode":"excludeLogs"}`, "", "params.mode"},
+		{`{"mode":3}`, "", "params.mode"},
+		{`{"tables":["users"]}`, "", "params.tables"},
+	} {
+		p, err := ParseBackupParams(json.RawMessage(tc.raw))
+		if tc.field != "" {
+			var e *Error
+			if !errors.As(err, &e) || e.Kind != KindInvalid || e.Fields[tc.field] == "" {
+				t.Errorf("%s: error %v, want one naming %s", tc.raw, err, tc.field)
+			}
+			continue
+		}
+		if err != nil {
+			t.Errorf("%s: %v", tc.raw, err)
+			continue
+		}
+		if got := mustJSON(t, p); got != tc.want {
+			t.Errorf("%s: %s, want %s", tc.raw, got, tc.want)
+		}
+	}
+}
+
+func TestBackupFilename(t *testing.T) {
+	t.Parallel()
+	shanghai, err := time.LoadLocation("Asia/Shanghai")
+	if err != nil {
+		t.Fatal(err)
+	}
+	at := time.Date(2026, 8, 4, 2, 36, 52, 999_000_000, time.UTC)
+	for _, tc := range []struct {
+		loc  *time.Location
+		mode string
+		want string
+	}{
+		{nil, BackupModeFull, "backup_2026-08-04T02-36-52.dump"},
+		{time.UTC, BackupModeExcludeLogs, "backup_2026-08-04T02-36-52_no-logs.dump"},
+		{shanghai, BackupModeLedgerOnly, "backup_2026-08-04T10-36-52_ledger-only.dump"},
+	} {
+		if got := BackupFilename(at, tc.loc, tc.mode); got != tc.want {
+			t.Errorf("%v %s: %s, want %s", tc.loc, tc.mode, got, tc.want)
+		}
+	}
+	spec := BackupSpec(shanghai)
+	j := &Job{ID: "exp_01", CreatedAt: at, Params: json.RawMessage(`{"mode":"exclude_logs"}`)}
+	if got := spec.ArtifactKey(j, spec.Filename(j, time.Now())); got != "backups/exp_01/backup_2026-08-04T10-36-52_no-logs.dump" {
+		t.Errorf("backup key %s", got)
+	}
+	if got := ProbeLogSpec().ArtifactPrefix(j); got != "exports/2026/08/exp_01/" {
+		t.Errorf("default prefix %s", got)
+	}
+}
+
+func TestParseRestoreParams(t *testing.T) {
+	t.Parallel()
+	const upl = "upl_0123456789abcdef0123456789abcdef"
+	refuse := func(s string) error {
+		if strings.Contains(s, "bad") {
+			return errors.New("cannot parse it")
+		}
+		return nil
+	}
+	p, err := ParseRestoreParams(json.RawMessage(`{"upload_id":" `+upl+` ","target_database_url":"postgres://u:p@db/x","clean_first":true,"skip_logs":true,"dry_run":true}`), refuse)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := (RestoreParams{UploadID: upl, TargetDatabaseURL: "postgres://u:p@db/x", CleanFirst: true, SkipLogs: true, DryRun: true}); p != want {
+		t.Errorf("got %+v, want %+v", p, want)
+	}
+	if p, err := ParseRestoreParams(json.RawMessage(`{"backup_job_id":"exp_01J0"}`), refuse); err != nil || mustJSON(t, p) != `{"backup_job_id":"exp_01J0","clean_first":false,"skip_logs":false,"dry_run":false}` {
+		t.Errorf("backup_job_id only: %+v %v", p, err)
+	}
+	for _, tc := range []struct{ raw, field string }{
+		{`{}`, "params.backup_job_id"},
+		{`{"backup_job_id":"exp_1","upload_id":"` + upl + `"}`, "params.upload_id"},
+		{`{"upload_id":"../../etc/passwd"}`, "params.upload_id"},
+		{`{"backup_job_id":"exp 1/.."}`, "params.backup_job_id"},
+		{`{"backup_job_id":"exp_1","target_database_url":"mysql://x"}`, "params.target_database_url"},
+		{`{"backup_job_id":"exp_1","target_database_url":"postgres://bad"}`, "params.target_database_url"},
+		{`{"backup_job_id":"exp_1","clean_first":"yes"}`, "params.clean_first"},
+		{`{"backup_job_id":"exp_1","file":"x.dump"}`, "params.file"},
+	} {
+		_, err := ParseRestoreParams(json.RawMessage(tc.raw), refuse)
+		var e *Error
+		if !errors.As(err, &e) || e.Kind != KindInvalid || e.Fields[tc.field] == "" {
+			t.Errorf("%s: error %v, want one naming %s", tc.raw, err, tc.field)
+		}
+	}
+}
+
+func TestRedactDatabaseURL(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct{ in, want string }{
+		{"postgres://u:s3cret@db:5432/hub", "postgres://u:xxxxx@db:5432/hub"},
+		{"postgres://u@db/hub", "postgres://u@db/hub"},
+		{"postgresql://u:p%40ss@h1:5432,h2:5433/hub?sslmode=require", "postgresql://u:xxxxx@h1:5432,h2:5433/hub?sslmode=require"},
+		{"postgres://u:a@b@db/hub", "postgres://u:xxxxx@db/hub"},
+		{"postgres:///hub?host=/run/pg&password=s3cret&user=u", "postgres:///hub?host=/run/pg&password=xxxxx&user=u"},
+		{"postgres://db?pass%77ord=s3cret", "postgres://db?pass%77ord=xxxxx"},
+		{"not a url s3cret", "(unparsable URL)"},
+	} {
+		if got := RedactDatabaseURL(tc.in); got != tc.want {
+			t.Errorf("%s: %s, want %s", tc.in, got, tc.want)
+		}
+	}
+}
+
+// The job object never shows a target database's password, while the
+// stored params (which the worker reads) keep it.
+func TestJobJSONRedactsDatabaseURL(t *testing.T) {
+	t.Parallel()
+	params := json.RawMessage(`{"upload_id":"upl_1","target_database_url":"postgres://u:s3cret@db/x","clean_first":false,"skip_logs":false,"dry_run":false}`)
+	j := &Job{ID: "exp_1", Type: TypeDatabaseRestore, Params: params}
+	for name, v := range map[string]any{"pointer": j, "value": *j, "page": JobPage{Jobs: []*Job{j}}} {
+		b, err := json.Marshal(v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.Contains(string(b), "s3cret") || !strings.Contains(string(b), `postgres://u:xxxxx@db/x`) {
+			t.Errorf("%s: %s", name, b)
+		}
+	}
+	if !strings.Contains(string(j.Params), "s3cret") {
+		t.Error("marshalling changed the stored params")
+	}
+	plain := &Job{ID: "exp_2", Params: json.RawMessage(`{"mode":"full"}`)}
+	if b, _ := json.Marshal(plain); !strings.Contains(string(b), `"params":{"mode":"full"}`) {
+		t.Errorf("other params changed: %s", b)
+	}
+}
