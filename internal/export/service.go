@@ -27,6 +27,8 @@ type Service struct {
 	MaxActive int
 	// LinkTTL is how long a download link works.
 	LinkTTL time.Duration
+	// Notify, if set, hears of jobs this service ends (cancellation).
+	Notify Notifier
 }
 
 // CreateRequest is a request for a new export.
@@ -190,6 +192,9 @@ func (s *Service) Cancel(ctx context.Context, p Principal, id, address string) (
 		if j.Status == StatusCanceled {
 			if err := s.Queue.Cancel(ctx, j); err != nil {
 				s.Log.WarnContext(ctx, "job_cancel_signal_failed", "job_id", id, "error", err)
+			}
+			if s.Notify != nil {
+				s.Notify.JobEnded(context.WithoutCancel(ctx), j)
 			}
 			return j, nil
 		}
