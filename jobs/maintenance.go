@@ -45,6 +45,9 @@ type Maintenance struct {
 	Redis   redis.UniversalClient
 	Log     *slog.Logger
 	Now     func() time.Time
+	// Registry lays out each type's artifacts (where leftovers lie); nil
+	// assumes the default layout.
+	Registry *export.Registry
 }
 
 // Cleanup handles TypeCleanup. When several schedulers enqueue the same
@@ -92,7 +95,7 @@ func (m *Maintenance) RunCleanup(ctx context.Context) (expired, leftovers int, e
 		return expired, leftovers, err
 	}
 	for _, j := range jobs {
-		n, err := m.Objects.AbortPending(ctx, StoragePrefix(j))
+		n, err := m.Objects.AbortPending(ctx, artifactPrefix(m.Registry, j))
 		if err != nil {
 			m.Log.WarnContext(ctx, "leftovers_abort_failed", "job_id", j.ID, "error", err)
 			continue

@@ -10,7 +10,6 @@ import (
 	"hash"
 	"io"
 	"log/slog"
-	"path"
 	"sync"
 	"time"
 
@@ -90,19 +89,37 @@ func (e *storageError) Unwrap() error { return e.err }
 
 func leaseKey(jobID string) string { return "hubexport:job:" + jobID + ":lease" }
 
-// StorageKey is where job j's artifact is stored.
-func StorageKey(j *export.Job, filename string) string {
-	return path.Join(StoragePrefix(j), filename)
+// artifactPrefix is the folder of job j's artifact, as its type's spec in
+// reg lays it out (the default layout for a type reg does not know).
+func artifactPrefix(reg *export.Registry, j *export.Job) string {
+	var spec export.TypeSpec
+	if reg != nil {
+		spec, _ = reg.Spec(j.Type)
+	}
+	return spec.ArtifactPrefix(j)
 }
 
-// StoragePrefix is the folder of job j's artifact.
-func StoragePrefix(j *export.Job) string {
-	c := j.CreatedAt.UTC()
-	return fmt.Sprintf("exports/%04d/%02d/%s/", c.Year(), int(c.Month()), j.ID)
+// Work is what one task type does inside the shared attempt lifecycle:
+// either Produce (with an optional Verify) or Act.
+type Work struct {
+	// Produce writes the job's artifact.
+	Produce Producer
+	// Verify, if set, checks the committed artifact at key before the job
+	// succeeds, and may add to res.Details. When it fails the artifact is
+	// deleted and its error fails (or retries) the attempt.
+	Verify func(ctx context.Context, job *export.Job, key string, res *export.Result) error
+	// Act does the work of a type that makes no artifact and returns the
+	// result's details.
+	Act func(ctx context.Context, job *export.Job, pr *Progress) (map[string]any, error)
 }
 
 // Run runs one attempt of the task's job with produce.
 func (r *Runner) Run(ctx context.Context, t *asynq.Task, produce Producer) error {
+	return r.RunWork(ctx, t, Work{Produce: produce})
+}
+
+// RunWork runs one attempt of the task's job with w.
+func (r *Runner) RunWork(ctx context.Context, t *asynq.Task, w Work) error {
 	r.inflight.Add(1)
 	defer r.inflight.Done()
 	jobID, err := parseJobPayload(t)
@@ -161,18 +178,32 @@ func (r *Runner) Run(ctx context.Context, t *asynq.Task, produce Producer) error
 	defer keeper.Wait()
 	defer cancel(nil)
 
-	filename := spec.Filename(job, job.CreatedAt)
-	key := StorageKey(job, filename)
-	if n, err := r.Objects.AbortPending(runCtx, StoragePrefix(job)); err != nil {
-		log.WarnContext(ctx, "leftovers_abort_failed", "error", err)
-	} else if n > 0 {
-		log.InfoContext(ctx, "leftovers_aborted", "count", n)
-	}
 	pr := &Progress{store: r.Store, jobID: jobID, token: token, every: r.ProgressEvery, cancel: cancel, log: log}
-	res, uploadErr := r.stream(runCtx, job, key, spec.ContentType(job.Format), produce, pr)
+	var (
+		key       string // "" for a job without an artifact
+		res       export.Result
+		uploadErr error
+	)
+	if w.Act != nil {
+		res, uploadErr = r.act(runCtx, job, w.Act, pr)
+	} else {
+		filename := spec.Filename(job, job.CreatedAt)
+		key = spec.ArtifactKey(job, filename)
+		if n, err := r.Objects.AbortPending(runCtx, spec.ArtifactPrefix(job)); err != nil {
+			log.WarnContext(ctx, "leftovers_abort_failed", "error", err)
+		} else if n > 0 {
+			log.InfoContext(ctx, "leftovers_aborted", "count", n)
+		}
+		res, uploadErr = r.stream(runCtx, job, key, spec.ContentType(job.Format), w.Produce, pr)
+		if uploadErr == nil {
+			res.Filename = filename
+			res.ExpiresAt = r.Now().Add(r.Retention).UTC().Truncate(time.Second)
+		}
+		if uploadErr == nil && w.Verify != nil {
+			uploadErr = r.verify(runCtx, log, job, key, &res, w.Verify)
+		}
+	}
 	if uploadErr == nil {
-		res.Filename = filename
-		res.ExpiresAt = r.Now().Add(r.Retention).UTC().Truncate(time.Second)
 		err := r.Store.Succeed(ctx, jobID, token, key, res)
 		if err == nil {
 			took := r.Now().Sub(started)
@@ -185,7 +216,7 @@ func (r *Runner) Run(ctx context.Context, t *asynq.Task, produce Producer) error
 		uploadErr = err
 		if errors.Is(err, export.ErrSuperseded) {
 			uploadErr = errSuperseded
-			if j, jerr := r.Store.Job(ctx, jobID); jerr == nil && j.Status == export.StatusCanceled {
+			if j, jerr := r.Store.Job(ctx, jobID); jerr == nil && j.Status == export.StatusCanceled && key != "" {
 				if derr := r.Objects.Delete(context.WithoutCancel(ctx), key); derr != nil {
 					log.WarnContext(ctx, "canceled_artifact_delete_failed", "error", derr)
 					_ = r.Store.MarkLeftovers(context.WithoutCancel(ctx), jobID, true)
@@ -264,6 +295,42 @@ func (r *Runner) stream(ctx context.Context, job *export.Job, key, contentType s
 		SHA256:      hex.EncodeToString(hw.h.Sum(nil)),
 		Rows:        rows,
 	}, nil
+}
+
+// act runs a job that makes no artifact.
+func (r *Runner) act(ctx context.Context, job *export.Job, act func(context.Context, *export.Job, *Progress) (map[string]any, error), pr *Progress) (export.Result, error) {
+	details, err := act(ctx, job, pr)
+	if err == nil {
+		err = pr.Flush(ctx)
+	}
+	if err == nil && ctx.Err() != nil {
+		err = context.Cause(ctx)
+	}
+	if err != nil {
+		return export.Result{}, err
+	}
+	return export.Result{Details: details}, nil
+}
+
+// verify runs check on the committed artifact at key; an artifact that
+// fails it is deleted, so it is never published.
+func (r *Runner) verify(ctx context.Context, log *slog.Logger, job *export.Job, key string, res *export.Result,
+	check func(context.Context, *export.Job, string, *export.Result) error) error {
+	err := check(ctx, job, key, res)
+	if err == nil && ctx.Err() != nil {
+		err = context.Cause(ctx)
+	}
+	if err == nil {
+		return nil
+	}
+	bg := context.WithoutCancel(ctx)
+	if derr := r.Objects.Delete(bg, key); derr != nil {
+		log.WarnContext(ctx, "unverified_artifact_delete_failed", "storage_key", key, "error", derr)
+	}
+	if ctx.Err() == nil {
+		log.WarnContext(ctx, "artifact_verify_failed", "storage_key", key, "error", err)
+	}
+	return err
 }
 
 // failed decides what an attempt's error means for the job and for Asynq.

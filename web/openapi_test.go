@@ -10,6 +10,8 @@ import (
 	"testing"
 
 	"github.com/gin-gonic/gin"
+
+	"github.com/hubexport/hubexport/internal/export"
 )
 
 type openAPIDoc struct {
@@ -32,6 +34,8 @@ func everyRoute(t *testing.T) *gin.Engine {
 	b := setup(t, func(h *handler) {
 		h.files = http.NotFoundHandler()
 		h.metrics = http.NotFoundHandler()
+		h.webhooks = &export.Webhooks{}
+		h.audit = &export.AuditLog{}
 	})
 	return b.h.(*gin.Engine)
 }

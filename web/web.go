@@ -33,6 +33,10 @@ type Options struct {
 	// X-Forwarded-For / X-Real-IP headers are believed when recording a
 	// client's address. Empty trusts none.
 	TrustedProxies []string
+	// Webhooks, if set, serves /api/v1/webhooks.
+	Webhooks *export.Webhooks
+	// Audit, if set, serves GET /api/v1/audit (administrators only).
+	Audit *export.AuditLog
 }
 
 const (
@@ -51,6 +55,8 @@ type handler struct {
 	proxies   []string
 	poll      time.Duration
 	keepAlive time.Duration
+	webhooks  *export.Webhooks
+	audit     *export.AuditLog
 }
 
 // New returns the API's handler. It panics on a missing Service or Auth, or
@@ -74,6 +80,8 @@ func newHandler(o Options) *handler {
 		proxies:   o.TrustedProxies,
 		poll:      o.PollInterval,
 		keepAlive: keepAliveInterval,
+		webhooks:  o.Webhooks,
+		audit:     o.Audit,
 	}
 	if h.log == nil {
 		h.log = slog.Default()
@@ -127,6 +135,12 @@ func (h *handler) routes() *gin.Engine {
 	api.DELETE("/exports/:id", h.cancelExport)
 	api.GET("/exports/:id/events", h.exportEvents)
 	api.GET("/exports/:id/download", h.downloadExport)
+	if h.webhooks != nil {
+		h.webhookRoutes(api)
+	}
+	if h.audit != nil {
+		api.GET("/audit", h.listAudit)
+	}
 	return r
 }
 

@@ -313,16 +313,21 @@ func (s *Store) CheckAttempt(ctx context.Context, id, token string) error {
 	return nil
 }
 
-// Succeed records the attempt's artifact and ends the job.
+// Succeed records the attempt's artifact and ends the job. A job without an
+// artifact has no storage key and no expiry.
 func (s *Store) Succeed(ctx context.Context, id, token, storageKey string, r export.Result) error {
 	res, err := json.Marshal(r)
 	if err != nil {
 		return fmt.Errorf("store: encode result: %w", err)
 	}
+	var expires *time.Time
+	if !r.ExpiresAt.IsZero() {
+		expires = &r.ExpiresAt
+	}
 	return s.attemptUpdate(ctx, "mark succeeded", `UPDATE hubexport.jobs SET status = 'succeeded', result = $3,
 		storage_key = $4, expires_at = $5, progress_done = GREATEST(progress_done, $6), progress_note = '',
 		error_code = NULL, error_message = NULL, lease_token = NULL, finished_at = now(), updated_at = now()
-		WHERE id = $1 AND lease_token = $2 AND status = 'running'`, id, token, res, storageKey, r.ExpiresAt, r.Rows)
+		WHERE id = $1 AND lease_token = $2 AND status = 'running'`, id, token, res, nullIfEmpty(storageKey), expires, r.Rows)
 }
 
 // Requeue puts the job back in the queue after an attempt that will be
