@@ -52,6 +52,8 @@ type Runner struct {
 	ProgressEvery time.Duration
 	// Metrics, if set, is told when a job ends.
 	Metrics Metrics
+	// Notify, if set, hears of the jobs an attempt ends (webhooks).
+	Notify export.Notifier
 
 	inflight sync.WaitGroup
 }
@@ -159,7 +161,9 @@ func (r *Runner) RunWork(ctx context.Context, t *asynq.Task, w Work) error {
 	spec, ok := r.Registry.Spec(job.Type)
 	if !ok {
 		e := &export.JobError{Code: "unsupported_type", Message: fmt.Sprintf("this worker cannot run %s exports; upgrade it", job.Type)}
-		_ = r.Store.Fail(ctx, jobID, token, e, false)
+		if r.Store.Fail(ctx, jobID, token, e, false) == nil {
+			r.notifyEnded(ctx, jobID)
+		}
 		r.metrics().JobEnded(string(job.Type), string(export.StatusFailed), 0, 0, 0)
 		return fmt.Errorf("jobs: %s: %w", e.Message, asynq.SkipRetry)
 	}
@@ -210,6 +214,7 @@ func (r *Runner) RunWork(ctx context.Context, t *asynq.Task, w Work) error {
 			log.InfoContext(ctx, "job_succeeded", "rows", res.Rows, "size_bytes", res.SizeBytes,
 				"duration_ms", took.Milliseconds())
 			r.metrics().JobEnded(string(job.Type), string(export.StatusSucceeded), took, res.Rows, res.SizeBytes)
+			r.notifyEnded(ctx, jobID)
 			return nil
 		}
 		// The file is complete but the job is no longer ours.
@@ -369,9 +374,13 @@ func (r *Runner) failed(ctx, runCtx context.Context, log *slog.Logger, job *expo
 	je, permanent := classify(err, ctx)
 	last := permanent || retried >= maxRetry
 	if last {
-		if ferr := r.Store.Fail(bg, job.ID, token, je, false); ferr != nil && !errors.Is(ferr, export.ErrSuperseded) {
+		ferr := r.Store.Fail(bg, job.ID, token, je, false)
+		if ferr != nil && !errors.Is(ferr, export.ErrSuperseded) {
 			log.ErrorContext(ctx, "job_fail_record_failed", "error", ferr)
 			return ferr
+		}
+		if ferr == nil {
+			r.notifyEnded(ctx, job.ID)
 		}
 		log.WarnContext(ctx, "job_failed", "code", je.Code, "error", err)
 		ended(export.StatusFailed)

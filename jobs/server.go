@@ -28,6 +28,8 @@ type Handlers struct {
 	ProbeLogs   *ProbeLogsHandler
 	UsageLogs   *UsageLogsHandler
 	Maintenance *Maintenance
+	// WebhookDelivery sends webhook deliveries; nil: this worker sends none.
+	WebhookDelivery *WebhookDeliveryHandler
 }
 
 // NewServer builds the Asynq worker server with hubexport's queues and
@@ -40,6 +42,7 @@ func NewServer(rdb redis.UniversalClient, cfg WorkerConfig, h Handlers, log *slo
 			QueueExports:     5,
 			QueueBackups:     3,
 			QueueMaintenance: 1,
+			QueueWebhooks:    5,
 		},
 		ShutdownTimeout: cfg.ShutdownTimeout,
 		// A lease held by a live attempt is not the job's failure: it must
@@ -47,7 +50,12 @@ func NewServer(rdb redis.UniversalClient, cfg WorkerConfig, h Handlers, log *slo
 		IsFailure: func(err error) bool {
 			return !errors.Is(err, errLeaseHeld)
 		},
-		RetryDelayFunc: func(n int, err error, _ *asynq.Task) time.Duration {
+		// RetryDelayFunc is server-wide: webhook deliveries keep their own
+		// schedule.
+		RetryDelayFunc: func(n int, err error, t *asynq.Task) time.Duration {
+			if t != nil && t.Type() == TypeWebhookDelivery {
+				return webhookRetryDelay(n, err)
+			}
 			if errors.Is(err, errLeaseHeld) || errors.Is(err, errLeaseLost) {
 				return cfg.RetryBase
 			}
@@ -60,6 +68,9 @@ func NewServer(rdb redis.UniversalClient, cfg WorkerConfig, h Handlers, log *slo
 		ErrorHandler: asynq.ErrorHandlerFunc(func(ctx context.Context, t *asynq.Task, err error) {
 			if errors.Is(err, errLeaseHeld) {
 				return
+			}
+			if _, ok := errors.AsType[*webhookRetry](err); ok {
+				return // the deliverer logged the attempt
 			}
 			id, _ := asynq.GetTaskID(ctx)
 			log.WarnContext(ctx, "task_failed", "task_type", t.Type(), "task_id", id, "error", err)
@@ -77,6 +88,9 @@ func NewServer(rdb redis.UniversalClient, cfg WorkerConfig, h Handlers, log *slo
 	if h.Maintenance != nil {
 		mux.HandleFunc(TypeCleanup, h.Maintenance.Cleanup)
 		mux.HandleFunc(TypeSweep, h.Maintenance.Sweep)
+	}
+	if h.WebhookDelivery != nil {
+		mux.Handle(TypeWebhookDelivery, h.WebhookDelivery)
 	}
 	return srv, mux
 }
