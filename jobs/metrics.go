@@ -8,10 +8,11 @@ type Metrics interface {
 	// JobEnded: a job reached a final status (succeeded, failed, canceled)
 	// in this process, its last attempt having run for d.
 	JobEnded(jobType, status string, d time.Duration, rows, bytes int64)
-	// LockWaited: an attempt found lock (such as the backup lock) taken and
-	// waited d, whether it got the lock in the end or not.
+	// LockWaited: an attempt found lock taken and waited d, whether it got
+	// the lock in the end or not. The backup lock is "backup".
 	LockWaited(lock string, d time.Duration)
-	// WebhookDelivered: one webhook delivery attempt ended with outcome.
+	// WebhookDelivered: one webhook delivery attempt ended with outcome
+	// ("succeeded" or "failed").
 	WebhookDelivered(outcome string)
 	// BackupSucceeded: schedule's backup succeeded at at.
 	BackupSucceeded(schedule string, at time.Time)

@@ -146,6 +146,7 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, r roles) e
 	hubDB := hub.New(d.pool)
 	inspector := asynq.NewInspectorFromRedisClient(d.rdb)
 	queue := &jobs.Client{Client: asynq.NewClientFromRedisClient(d.rdb), Inspector: inspector}
+	met := newMetrics(reg, d.store, inspector, log)
 
 	var (
 		wg       sync.WaitGroup
@@ -157,6 +158,7 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, r roles) e
 		runner := &jobs.Runner{
 			Store: d.store, Objects: d.objects, Registry: reg, Redis: d.rdb, Log: log, Now: time.Now,
 			Retention: cfg.ArtifactRetention, LeaseTTL: cfg.JobLeaseTTL, ProgressEvery: 500 * time.Millisecond,
+			Metrics: met,
 		}
 		srv, mux := jobs.NewServer(d.rdb, jobs.WorkerConfig{
 			Concurrency: cfg.WorkerConcurrency, ShutdownTimeout: cfg.ShutdownTimeout,
@@ -213,6 +215,7 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, r roles) e
 				"storage":  d.objects.Ping,
 			},
 			TrustedProxies: cfg.TrustedProxies,
+			Metrics:        met.Handler(),
 		}
 		if fs, ok := d.objects.(storage.FileServer); ok {
 			opts.Files = fs.Handler()

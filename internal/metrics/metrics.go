@@ -15,6 +15,15 @@ import (
 
 const namespace = "hubexport"
 
+// Label values the rest of the program shares with dashboards and alerts.
+const (
+	// LockBackup is the backup lock (CCH's database:backup:lock).
+	LockBackup = "backup"
+	// Webhook delivery attempt outcomes.
+	WebhookSucceeded = "succeeded"
+	WebhookFailed    = "failed"
+)
+
 // Final statuses a job is counted under when it ends.
 var finalStatuses = []string{"succeeded", "failed", "canceled"}
 
@@ -109,6 +118,12 @@ func New(o Options) *Metrics {
 		m.rows.WithLabelValues(t)
 		m.bytes.WithLabelValues(t)
 	}
+	// Series that alerts watch exist from the start, at 0.
+	m.lockWaits.WithLabelValues(LockBackup)
+	m.lockWaitSecs.WithLabelValues(LockBackup)
+	for _, o := range []string{WebhookSucceeded, WebhookFailed} {
+		m.webhooks.WithLabelValues(o)
+	}
 	m.reg.MustRegister(
 		m.jobsFinished, m.jobDuration, m.rows, m.bytes,
 		m.lockWaits, m.lockWaitSecs, m.webhooks, m.lastBackup,
@@ -164,8 +179,8 @@ func (m *Metrics) LockWaited(lock string, d time.Duration) {
 	m.lockWaitSecs.WithLabelValues(lock).Add(max(d.Seconds(), 0))
 }
 
-// WebhookDelivered records one delivery attempt's outcome ("delivered",
-// "failed", "retrying", "disabled", ...; a small fixed set, never a URL).
+// WebhookDelivered records one delivery attempt's outcome: WebhookSucceeded,
+// WebhookFailed, or another word from a small fixed set (never a URL).
 func (m *Metrics) WebhookDelivered(outcome string) {
 	if m == nil {
 		return

@@ -42,10 +42,10 @@ func TestMetricsText(t *testing.T) {
 	m.JobEnded("probe_logs", "failed", time.Second, 0, 0)
 	m.JobEnded("usage_logs", "succeeded", 3*time.Second, 10, 100)
 	m.JobEnded("usage_logs", "succeeded", 3*time.Second, 5, 50)
-	m.LockWaited("database:backup:lock", 2*time.Second)
-	m.WebhookDelivered("delivered")
-	m.WebhookDelivered("delivered")
-	m.WebhookDelivered("failed")
+	m.LockWaited(LockBackup, 2*time.Second)
+	m.WebhookDelivered(WebhookSucceeded)
+	m.WebhookDelivered(WebhookSucceeded)
+	m.WebhookDelivered(WebhookFailed)
 	at := time.Unix(1769682600, 0)
 	m.BackupSucceeded("nightly", at)
 	m.BackupSucceeded("nightly", at.Add(-time.Hour)) // late report of an older one
@@ -65,9 +65,9 @@ func TestMetricsText(t *testing.T) {
 		`hubexport_job_duration_seconds_count{status="succeeded",type="usage_logs"} 2`,
 		`hubexport_jobs_active{status="running",type="usage_logs"} 2`,
 		`hubexport_jobs_active{status="queued",type="probe_logs"} 0`,
-		`hubexport_lock_waits_total{lock="database:backup:lock"} 1`,
-		`hubexport_lock_wait_seconds_total{lock="database:backup:lock"} 2`,
-		`hubexport_webhook_deliveries_total{outcome="delivered"} 2`,
+		`hubexport_lock_waits_total{lock="backup"} 1`,
+		`hubexport_lock_wait_seconds_total{lock="backup"} 2`,
+		`hubexport_webhook_deliveries_total{outcome="succeeded"} 2`,
 		`hubexport_webhook_deliveries_total{outcome="failed"} 1`,
 		`hubexport_last_successful_backup_timestamp_seconds{schedule="nightly"} 1.7696826e+09`,
 	)
@@ -98,6 +98,6 @@ func TestNilMetricsRecordNothing(t *testing.T) {
 	var m *Metrics
 	m.JobEnded("probe_logs", "succeeded", time.Second, 1, 1)
 	m.LockWaited("l", time.Second)
-	m.WebhookDelivered("delivered")
+	m.WebhookDelivered(WebhookSucceeded)
 	m.BackupSucceeded("s", time.Now())
 }
