@@ -8,6 +8,7 @@
 //	hubexport migrate     apply hubexport's schema migrations and exit
 //	hubexport seed        fill a database with CCH-shaped synthetic data
 //	hubexport healthcheck probe the local API (container health checks)
+//	hubexport export      a client: request an export, follow it, download it
 //
 // Configuration comes from the environment (see README.md).
 package main
@@ -41,6 +42,8 @@ commands:
   migrate     apply hubexport's schema migrations, then exit
   seed        create CCH's tables in an empty database and fill them with synthetic data
   healthcheck exit 0 when the local API answers /healthz (for container health checks)
+  export      request an export from a running API, show its progress, download and
+              verify the file (hubexport export --help)
 
 Configuration is read from environment variables; see README.md.
 `
@@ -60,6 +63,12 @@ func run(args []string, lookup config.Lookup, stdout, stderr io.Writer) int {
 	cmd, rest := args[0], args[1:]
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+
+	// The client talks to a server somewhere else: it needs none of the
+	// server's configuration.
+	if cmd == "export" {
+		return exportCommand(ctx, rest, lookup, stdout, stderr)
+	}
 
 	cfg, err := config.Load(lookup)
 	if err != nil {

@@ -1,0 +1,838 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/schollz/progressbar/v3"
+
+	"github.com/hubexport/hubexport/internal/config"
+)
+
+const exportUsage = `usage: hubexport export TYPE [flags]
+
+Request an export from a running hubexport API, follow it with a progress
+bar, download the file and check its SHA-256.
+
+TYPE is usage-logs, backup, probe-logs or session (or any API type name,
+such as usage_logs, for types added later: pass their params with --param).
+
+Flags for every type:
+  --server URL           the API (env HUBEXPORT_SERVER; default http://localhost:8080)
+  --token TOKEN          admin token or CCH API key (env HUBEXPORT_TOKEN)
+  --wait                 wait for the job, download and verify the file
+  -o, --output FILE      where to save it (default: the job's file name in the
+                         current directory; "-" writes to standard output)
+  --json                 print the job object (the final one with --wait)
+                         instead of the progress bar
+  --format FORMAT        output format (usage-logs: csv, csv.gz, xlsx, jsonl)
+  --param KEY=VALUE      set params.KEY; VALUE is read as JSON when it parses
+                         (5, true, "5"), else as a string (repeatable)
+  --idempotency-key KEY  reuse KEY to make re-running this command safe
+                         (default: a new key per run; retries reuse it)
+  --timeout DURATION     give up waiting after DURATION (default: never)
+
+usage-logs:  --start, --end (RFC 3339 or epoch ms), --user-id, --key-id,
+             --provider-id, --session-id, --model, --endpoint, --status-code,
+             --exclude-200, --min-retry-count, --header-lang zh|en, --timezone
+probe-logs:  --endpoint-id, --result all|ok|fail, --search, --max-lines,
+             --timezone, --start, --end
+backup:      --mode full|exclude_logs|ledger_only
+session:     --session-id, --sequence, --view before|after, --whole-session
+
+Exit status: 0 done; 1 the API refused, the job failed or the file did not
+verify (the message says why); 2 a bad command line.
+
+Example:
+  HUBEXPORT_TOKEN=... hubexport export usage-logs --start 2026-01-01T00:00:00Z \
+      --format csv.gz --wait -o january.csv.gz
+`
+
+// cliTypes maps the command line's type names to the API's.
+var cliTypes = map[string]string{
+	"usage-logs": "usage_logs",
+	"backup":     "database_backup",
+	"probe-logs": "probe_logs",
+	"session":    "session_request",
+}
+
+type paramKind int
+
+const (
+	kindString paramKind = iota
+	kindInt
+	kindBool
+	kindInstant // epoch milliseconds or an RFC 3339 string
+)
+
+// paramFlag is a flag that sets one of a type's params.
+type paramFlag struct {
+	flag, key string
+	kind      paramKind
+	usage     string
+}
+
+var (
+	startFlag    = paramFlag{"start", "start_time", kindInstant, "from this time, inclusive (RFC 3339 or epoch milliseconds)"}
+	endFlag      = paramFlag{"end", "end_time", kindInstant, "until this time, exclusive (RFC 3339 or epoch milliseconds)"}
+	timezoneFlag = paramFlag{"timezone", "timezone", kindString, "IANA time zone of the times in the file (default UTC)"}
+)
+
+// typeFlags are the param flags of each API type.
+var typeFlags = map[string][]paramFlag{
+	"usage_logs": {
+		startFlag, endFlag, timezoneFlag,
+		{"user-id", "user_id", kindInt, "only this user's requests (admins)"},
+		{"key-id", "key_id", kindInt, "only requests made with this key"},
+		{"provider-id", "provider_id", kindInt, "only this provider's requests (0: never reached a provider)"},
+		{"session-id", "session_id", kindString, "only this session's requests"},
+		{"model", "model", kindString, "only this model"},
+		{"endpoint", "endpoint", kindString, "only this endpoint"},
+		{"status-code", "status_code", kindInt, "only this HTTP status"},
+		{"exclude-200", "exclude_status_200", kindBool, "leave out status 200"},
+		{"min-retry-count", "min_retry_count", kindInt, "only requests retried at least this often"},
+		{"header-lang", "header_lang", kindString, "header row language: zh or en"},
+	},
+	"probe_logs": {
+		startFlag, endFlag, timezoneFlag,
+		{"endpoint-id", "endpoint_id", kindInt, "only this endpoint"},
+		{"result", "result", kindString, "all, ok or fail"},
+		{"search", "search", kindString, "text in the error message, error type or status code"},
+		{"max-lines", "max_lines", kindInt, "the newest N lines"},
+	},
+	"database_backup": {
+		{"mode", "mode", kindString, "full, exclude_logs or ledger_only"},
+	},
+	"session_request": {
+		{"session-id", "session_id", kindString, "the session"},
+		{"sequence", "sequence", kindInt, "the request's sequence number in the session"},
+		{"view", "view", kindString, "before or after"},
+		{"whole-session", "whole_session", kindBool, "every request of the session"},
+	},
+}
+
+// paramValue is a flag.Value that writes one param.
+type paramValue struct {
+	params map[string]any
+	p      paramFlag
+}
+
+func (v *paramValue) String() string   { return "" }
+func (v *paramValue) IsBoolFlag() bool { return v.p.kind == kindBool }
+
+func (v *paramValue) Set(s string) error {
+	switch v.p.kind {
+	case kindInt:
+		n, err := strconv.ParseInt(s, 10, 64)
+		if err != nil {
+			return errors.New("not an integer")
+		}
+		v.params[v.p.key] = n
+	case kindBool:
+		b, err := strconv.ParseBool(s)
+		if err != nil {
+			return errors.New("not true or false")
+		}
+		v.params[v.p.key] = b
+	case kindInstant:
+		if n, err := strconv.ParseInt(s, 10, 64); err == nil {
+			v.params[v.p.key] = n
+		} else {
+			v.params[v.p.key] = s // the API checks it and says what it expects
+		}
+	default:
+		v.params[v.p.key] = s
+	}
+	return nil
+}
+
+// genericParams is --param KEY=VALUE.
+type genericParams map[string]any
+
+func (g genericParams) String() string { return "" }
+
+func (g genericParams) Set(s string) error {
+	k, v, ok := strings.Cut(s, "=")
+	if !ok || k == "" {
+		return errors.New("want KEY=VALUE")
+	}
+	var j any
+	if json.Valid([]byte(v)) && json.Unmarshal([]byte(v), &j) == nil {
+		g[k] = j
+	} else {
+		g[k] = v
+	}
+	return nil
+}
+
+// exportOptions is a parsed export command line.
+type exportOptions struct {
+	server, token  string
+	apiType        string
+	format         string
+	params         map[string]any
+	wait, jsonOut  bool
+	output         string
+	idempotencyKey string
+	timeout        time.Duration
+}
+
+func parseExportArgs(args []string, lookup config.Lookup, stderr io.Writer) (*exportOptions, error) {
+	if len(args) == 0 || strings.HasPrefix(args[0], "-") {
+		if len(args) > 0 && (args[0] == "-h" || args[0] == "--help" || args[0] == "-help") {
+			fmt.Fprint(stderr, exportUsage)
+			return nil, flag.ErrHelp
+		}
+		return nil, usageError{errors.New("name the export type first: usage-logs, backup, probe-logs or session (see hubexport export --help)")}
+	}
+	o := &exportOptions{params: map[string]any{}, server: "http://localhost:8080"}
+	o.apiType = args[0]
+	if t, ok := cliTypes[o.apiType]; ok {
+		o.apiType = t
+	} else if !validTypeName(o.apiType) {
+		return nil, usageError{fmt.Errorf("unknown export type %q; use usage-logs, backup, probe-logs or session", args[0])}
+	}
+	if v, ok := lookup("HUBEXPORT_SERVER"); ok && v != "" {
+		o.server = v
+	}
+	if v, ok := lookup("HUBEXPORT_TOKEN"); ok {
+		o.token = v
+	}
+
+	fs := flag.NewFlagSet("hubexport export "+args[0], flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	fs.StringVar(&o.server, "server", o.server, "")
+	fs.StringVar(&o.token, "token", o.token, "")
+	fs.BoolVar(&o.wait, "wait", false, "")
+	fs.BoolVar(&o.jsonOut, "json", false, "")
+	fs.StringVar(&o.output, "o", "", "")
+	fs.StringVar(&o.output, "output", "", "")
+	fs.StringVar(&o.format, "format", "", "")
+	fs.StringVar(&o.idempotencyKey, "idempotency-key", "", "")
+	fs.DurationVar(&o.timeout, "timeout", 0, "")
+	for _, p := range typeFlags[o.apiType] {
+		fs.Var(&paramValue{params: o.params, p: p}, p.flag, p.usage)
+	}
+	fs.Var(genericParams(o.params), "param", "")
+	if err := fs.Parse(args[1:]); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			fmt.Fprint(stderr, exportUsage)
+			return nil, err
+		}
+		return nil, usageError{err}
+	}
+	if fs.NArg() > 0 {
+		return nil, usageError{fmt.Errorf("unexpected argument %q (flags come after the type; values with spaces need quotes)", fs.Arg(0))}
+	}
+	u, err := url.Parse(o.server)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, usageError{fmt.Errorf("--server %q: want the API's http(s) URL, such as http://localhost:8080", o.server)}
+	}
+	o.server = strings.TrimRight(o.server, "/")
+	o.token = strings.TrimSpace(o.token)
+	if o.token == "" {
+		return nil, usageError{errors.New("no token: pass --token or set HUBEXPORT_TOKEN (the admin token or a CCH API key)")}
+	}
+	if o.output != "" && !o.wait {
+		return nil, usageError{errors.New("-o needs --wait: without it the command only requests the export")}
+	}
+	if o.output == "-" && o.jsonOut {
+		return nil, usageError{errors.New("-o - and --json both write to standard output; choose one")}
+	}
+	if o.timeout < 0 {
+		return nil, usageError{errors.New("--timeout must not be negative")}
+	}
+	return o, nil
+}
+
+func validTypeName(s string) bool {
+	if s == "" || len(s) > 64 {
+		return false
+	}
+	for _, r := range s {
+		if (r < 'a' || r > 'z') && (r < '0' || r > '9') && r != '_' {
+			return false
+		}
+	}
+	return true
+}
+
+// exportCommand runs "hubexport export" and returns the exit status. It is
+// a client of the API and needs none of the server's configuration.
+func exportCommand(ctx context.Context, args []string, lookup config.Lookup, stdout, stderr io.Writer) int {
+	o, err := parseExportArgs(args, lookup, stderr)
+	switch {
+	case errors.Is(err, flag.ErrHelp):
+		return 0
+	case err != nil:
+		fmt.Fprintf(stderr, "hubexport export: %v\n", err)
+		return 2
+	}
+	if o.timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, o.timeout)
+		defer cancel()
+	}
+	c := &client{base: o.server, token: o.token, http: &http.Client{}, stderr: stderr, quiet: o.jsonOut}
+	if err := c.run(ctx, o, stdout); err != nil {
+		fmt.Fprintf(stderr, "hubexport export: %v\n", err)
+		return 1
+	}
+	return 0
+}
+
+// apiError is an error answer of the API.
+type apiError struct {
+	Status  int
+	Code    string
+	Message string
+}
+
+func (e *apiError) Error() string {
+	return fmt.Sprintf("%s (%s, HTTP %d)", e.Message, e.Code, e.Status)
+}
+
+// cliJob is the part of the job object the client reads; raw is all of it.
+type cliJob struct {
+	ID       string `json:"id"`
+	Status   string `json:"status"`
+	Progress struct {
+		Done    int64   `json:"done"`
+		Total   int64   `json:"total"`
+		Unit    string  `json:"unit"`
+		Percent float64 `json:"percent"`
+		Note    string  `json:"note"`
+	} `json:"progress"`
+	Result *struct {
+		Filename  string `json:"filename"`
+		SizeBytes int64  `json:"size_bytes"`
+		SHA256    string `json:"sha256"`
+		Rows      int64  `json:"rows"`
+	} `json:"result"`
+	Error *struct {
+		Code    string `json:"code"`
+		Message string `json:"message"`
+	} `json:"error"`
+
+	raw json.RawMessage
+}
+
+func (j *cliJob) ended() bool {
+	switch j.Status {
+	case "succeeded", "failed", "canceled", "expired":
+		return true
+	}
+	return false
+}
+
+func decodeJob(raw []byte) (*cliJob, error) {
+	var j cliJob
+	if err := json.Unmarshal(raw, &j); err != nil || j.ID == "" {
+		return nil, fmt.Errorf("the API answered something that is not a job: %.200q", raw)
+	}
+	j.raw = append(json.RawMessage(nil), raw...)
+	return &j, nil
+}
+
+type client struct {
+	base   string
+	token  string
+	http   *http.Client
+	stderr io.Writer
+	quiet  bool // --json: no bar, no chatter
+}
+
+func (c *client) run(ctx context.Context, o *exportOptions, stdout io.Writer) error {
+	body := map[string]any{"type": o.apiType, "params": o.params}
+	if o.format != "" {
+		body["format"] = o.format
+	}
+	key := o.idempotencyKey
+	if key == "" {
+		var b [16]byte
+		_, _ = rand.Read(b[:])
+		key = "cli-" + hex.EncodeToString(b[:])
+	}
+	job, err := c.create(ctx, body, key)
+	if err != nil {
+		return err
+	}
+	if !o.wait {
+		if o.jsonOut {
+			return printJSON(stdout, job.raw)
+		}
+		_, err := fmt.Fprintln(stdout, job.ID)
+		return err
+	}
+	c.say("export %s %s\n", job.ID, job.Status)
+
+	bar := c.newJobBar()
+	job, err = c.wait(ctx, job, bar)
+	if err != nil {
+		bar.stop(false)
+		if ctx.Err() != nil {
+			return fmt.Errorf("stopped waiting (%w); job %s goes on: GET %s/api/v1/exports/%s", context.Cause(ctx), job.ID, c.base, job.ID)
+		}
+		return err
+	}
+	bar.stop(job.Status == "succeeded")
+	if job.Status != "succeeded" {
+		if o.jsonOut {
+			_ = printJSON(stdout, job.raw)
+		}
+		if job.Error != nil {
+			return fmt.Errorf("job %s %s: %s (%s)", job.ID, job.Status, job.Error.Message, job.Error.Code)
+		}
+		return fmt.Errorf("job %s %s", job.ID, job.Status)
+	}
+	path, err := c.download(ctx, job, o.output, stdout)
+	if err != nil {
+		return err
+	}
+	if o.jsonOut {
+		return printJSON(stdout, job.raw)
+	}
+	if path != "" {
+		c.say("saved %s (%d bytes, %d %s, sha256 %s verified)\n", path, job.Result.SizeBytes, job.Result.Rows, orDefault(job.Progress.Unit, "rows"), job.Result.SHA256)
+	}
+	return nil
+}
+
+func (c *client) say(format string, args ...any) {
+	if !c.quiet {
+		fmt.Fprintf(c.stderr, format, args...)
+	}
+}
+
+func printJSON(w io.Writer, raw json.RawMessage) error {
+	var buf bytes.Buffer
+	if err := json.Indent(&buf, raw, "", "  "); err != nil {
+		buf.Reset()
+		buf.Write(raw)
+	}
+	buf.WriteByte('\n')
+	_, err := w.Write(buf.Bytes())
+	return err
+}
+
+func orDefault(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
+}
+
+// request sends an API request and returns the body of a 2xx answer, or
+// an *apiError.
+func (c *client) request(ctx context.Context, method, path string, body []byte, hdr map[string]string) ([]byte, error) {
+	ctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	var rd io.Reader
+	if body != nil {
+		rd = bytes.NewReader(body)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, c.base+path, rd)
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Authorization", "Bearer "+c.token)
+	req.Header.Set("Accept", "application/json")
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	for k, v := range hdr {
+		req.Header.Set(k, v)
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, 8<<20))
+	if err != nil {
+		return nil, err
+	}
+	if resp.StatusCode/100 != 2 {
+		return nil, answerError(resp.StatusCode, b)
+	}
+	return b, nil
+}
+
+// answerError reads the API's error body; anything else (a proxy's page)
+// is reported by its status and first bytes.
+func answerError(status int, body []byte) *apiError {
+	var e struct {
+		Error struct {
+			Code    string `json:"code"`
+			Message string `json:"message"`
+		} `json:"error"`
+	}
+	if json.Unmarshal(body, &e) == nil && e.Error.Message != "" {
+		return &apiError{Status: status, Code: e.Error.Code, Message: e.Error.Message}
+	}
+	msg := strings.TrimSpace(string(body))
+	if len(msg) > 200 {
+		msg = msg[:200] + "..."
+	}
+	if msg == "" {
+		msg = http.StatusText(status)
+	}
+	return &apiError{Status: status, Code: "http_" + strconv.Itoa(status), Message: msg}
+}
+
+// transient reports whether trying again may help: the network failed or
+// a proxy in front of the API said it is unavailable.
+func transient(err error) bool {
+	var ae *apiError
+	if errors.As(err, &ae) {
+		return ae.Status == http.StatusBadGateway || ae.Status == http.StatusServiceUnavailable || ae.Status == http.StatusGatewayTimeout
+	}
+	var ne net.Error
+	return errors.As(err, &ne) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF)
+}
+
+// create asks for the job, retrying transient failures with the same
+// Idempotency-Key so the API never makes two jobs of one command.
+func (c *client) create(ctx context.Context, body map[string]any, key string) (*cliJob, error) {
+	raw, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	delay := 500 * time.Millisecond
+	for attempt := 1; ; attempt++ {
+		b, err := c.request(ctx, http.MethodPost, "/api/v1/exports", raw, map[string]string{"Idempotency-Key": key})
+		if err == nil {
+			return decodeJob(b)
+		}
+		if !transient(err) || attempt == 4 || ctx.Err() != nil {
+			return nil, fmt.Errorf("create the export: %w", err)
+		}
+		c.say("create the export: %v; trying again\n", err)
+		if err := sleep(ctx, delay); err != nil {
+			return nil, err
+		}
+		delay *= 2
+	}
+}
+
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
+
+// wait follows the job until it ends: through its event stream, or by
+// polling when the stream is not available or breaks off.
+func (c *client) wait(ctx context.Context, job *cliJob, bar *jobBar) (*cliJob, error) {
+	bar.update(job)
+	last, err := c.follow(ctx, job.ID, bar)
+	if last != nil {
+		job = last
+	}
+	if err == nil && job.ended() {
+		return job, nil
+	}
+	var ae *apiError
+	if errors.As(err, &ae) && !transient(err) {
+		return job, err
+	}
+	if ctx.Err() != nil {
+		return job, ctx.Err()
+	}
+	return c.poll(ctx, job, bar)
+}
+
+// follow reads the job's server-sent events until the job ends or the
+// stream does; it returns the last job seen.
+func (c *client) follow(ctx context.Context, id string, bar *jobBar) (*cliJob, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.base+"/api/v1/exports/"+url.PathEscape(id)+"/events", nil)
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Authorization", "Bearer "+c.token)
+	req.Header.Set("Accept", "text/event-stream")
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+		return nil, answerError(resp.StatusCode, b)
+	}
+	if ct := resp.Header.Get("Content-Type"); !strings.HasPrefix(ct, "text/event-stream") {
+		return nil, fmt.Errorf("the event stream answered %q", ct)
+	}
+	var (
+		last  *cliJob
+		event string
+		data  []string
+	)
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 64<<10), 8<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		switch {
+		case line == "":
+			if (event == "" || event == "job") && len(data) > 0 {
+				j, err := decodeJob([]byte(strings.Join(data, "\n")))
+				if err != nil {
+					return last, err
+				}
+				last = j
+				bar.update(j)
+				if j.ended() {
+					return last, nil
+				}
+			}
+			event, data = "", data[:0]
+		case strings.HasPrefix(line, ":"):
+		case strings.HasPrefix(line, "event:"):
+			event = strings.TrimSpace(strings.TrimPrefix(line, "event:"))
+		case strings.HasPrefix(line, "data:"):
+			data = append(data, strings.TrimPrefix(strings.TrimPrefix(line, "data:"), " "))
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return last, err
+	}
+	return last, io.ErrUnexpectedEOF
+}
+
+// poll reads the job every second until it ends, riding out a minute of
+// transient failures.
+func (c *client) poll(ctx context.Context, job *cliJob, bar *jobBar) (*cliJob, error) {
+	var failingSince time.Time
+	for {
+		if err := sleep(ctx, time.Second); err != nil {
+			return job, err
+		}
+		b, err := c.request(ctx, http.MethodGet, "/api/v1/exports/"+url.PathEscape(job.ID), nil, nil)
+		if err != nil {
+			if !transient(err) || ctx.Err() != nil {
+				return job, err
+			}
+			if failingSince.IsZero() {
+				failingSince = time.Now()
+			} else if time.Since(failingSince) > time.Minute {
+				return job, fmt.Errorf("read job %s: %w", job.ID, err)
+			}
+			continue
+		}
+		failingSince = time.Time{}
+		j, err := decodeJob(b)
+		if err != nil {
+			return job, err
+		}
+		job = j
+		bar.update(job)
+		if job.ended() {
+			return job, nil
+		}
+	}
+}
+
+// download fetches the job's file through a signed link into output,
+// checking its size and SHA-256 against the job before it appears under
+// its name. It returns the path written ("" for standard output).
+func (c *client) download(ctx context.Context, job *cliJob, output string, stdout io.Writer) (string, error) {
+	if job.Result == nil {
+		return "", fmt.Errorf("job %s succeeded without a result", job.ID)
+	}
+	b, err := c.request(ctx, http.MethodGet, "/api/v1/exports/"+url.PathEscape(job.ID)+"/download?redirect=false", nil, nil)
+	if err != nil {
+		return "", fmt.Errorf("get the download link: %w", err)
+	}
+	var link struct {
+		URL string `json:"url"`
+	}
+	if err := json.Unmarshal(b, &link); err != nil || link.URL == "" {
+		return "", fmt.Errorf("get the download link: unexpected answer %.200q", b)
+	}
+	target, err := url.Parse(c.base + "/")
+	if err == nil {
+		var ref *url.URL
+		if ref, err = url.Parse(link.URL); err == nil {
+			target = target.ResolveReference(ref)
+		}
+	}
+	if err != nil {
+		return "", fmt.Errorf("download link %q: %w", link.URL, err)
+	}
+
+	path := output
+	toStdout := output == "-"
+	dir := "."
+	switch {
+	case toStdout:
+		dir = ""
+	case path == "":
+		path = safeFilename(job.Result.Filename, job.ID)
+		fallthrough
+	default:
+		dir = filepath.Dir(path)
+	}
+	tmp, err := os.CreateTemp(dir, "."+safeFilename(job.Result.Filename, job.ID)+".*.part")
+	if err != nil {
+		return "", fmt.Errorf("create the file: %w", err)
+	}
+	keep := false
+	defer func() {
+		if !keep {
+			tmp.Close()
+			os.Remove(tmp.Name())
+		}
+	}()
+
+	// The link carries its own credential: the token is not sent with it.
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, target.String(), nil)
+	if err != nil {
+		return "", err
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return "", fmt.Errorf("download: %w", redactURL(err))
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		body, _ := io.ReadAll(io.LimitReader(resp.Body, 1024))
+		return "", fmt.Errorf("download: HTTP %d: %s", resp.StatusCode, strings.TrimSpace(string(body)))
+	}
+	h := sha256.New()
+	var w io.Writer = io.MultiWriter(tmp, h)
+	var bar *progressbar.ProgressBar
+	if !c.quiet {
+		bar = progressbar.NewOptions64(job.Result.SizeBytes,
+			progressbar.OptionSetWriter(c.stderr), progressbar.OptionSetDescription("download"),
+			progressbar.OptionShowBytes(true), progressbar.OptionShowCount(), progressbar.OptionSetWidth(30),
+			progressbar.OptionThrottle(100*time.Millisecond),
+			progressbar.OptionOnCompletion(func() { fmt.Fprintln(c.stderr) }))
+		w = io.MultiWriter(w, bar)
+	}
+	n, err := io.Copy(w, resp.Body)
+	if err != nil {
+		return "", fmt.Errorf("download: %w", redactURL(err))
+	}
+	if bar != nil && !bar.IsFinished() {
+		_ = bar.Exit()
+	}
+	sum := hex.EncodeToString(h.Sum(nil))
+	if n != job.Result.SizeBytes || !strings.EqualFold(sum, job.Result.SHA256) {
+		return "", fmt.Errorf("the download does not match job %s: got %d bytes with SHA-256 %s, the job says %d bytes with SHA-256 %s; nothing was saved, run the command again",
+			job.ID, n, sum, job.Result.SizeBytes, job.Result.SHA256)
+	}
+	if err := tmp.Sync(); err != nil {
+		return "", fmt.Errorf("save the file: %w", err)
+	}
+	if toStdout {
+		if _, err := tmp.Seek(0, io.SeekStart); err != nil {
+			return "", err
+		}
+		if _, err := io.Copy(stdout, tmp); err != nil {
+			return "", fmt.Errorf("write to standard output: %w", err)
+		}
+		return "", nil
+	}
+	if err := tmp.Close(); err != nil {
+		return "", fmt.Errorf("save the file: %w", err)
+	}
+	if err := os.Rename(tmp.Name(), path); err != nil {
+		return "", fmt.Errorf("save the file: %w", err)
+	}
+	keep = true
+	return path, nil
+}
+
+// safeFilename keeps the server's file name to one plain name in the
+// current directory.
+func safeFilename(name, id string) string {
+	name = filepath.Base(filepath.FromSlash(name))
+	if name == "." || name == ".." || name == string(filepath.Separator) || name == "" || strings.HasPrefix(name, ".") {
+		return id
+	}
+	return name
+}
+
+// redactURL drops the signed link (a credential) from a transport error.
+func redactURL(err error) error {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		return fmt.Errorf("%s: %w", ue.Op, ue.Err)
+	}
+	return err
+}
+
+// jobBar shows a job's progress on standard error. Its scale is tenths of
+// a percent: the API keeps percent below 100 until the job has ended, so
+// the bar never shows done early.
+type jobBar struct {
+	bar *progressbar.ProgressBar
+}
+
+func (c *client) newJobBar() *jobBar {
+	if c.quiet {
+		return &jobBar{}
+	}
+	return &jobBar{bar: progressbar.NewOptions64(1000,
+		progressbar.OptionSetWriter(c.stderr),
+		progressbar.OptionSetWidth(30),
+		progressbar.OptionThrottle(100*time.Millisecond),
+		progressbar.OptionShowElapsedTimeOnFinish(),
+		progressbar.OptionSetRenderBlankState(true),
+		progressbar.OptionOnCompletion(func() { fmt.Fprintln(c.stderr) }),
+	)}
+}
+
+func (b *jobBar) update(j *cliJob) {
+	if b.bar == nil {
+		return
+	}
+	p := j.Progress
+	desc := j.Status
+	switch {
+	case p.Note != "":
+		desc += ": " + p.Note
+	case p.Total > 0:
+		desc += fmt.Sprintf(" %d/%d %s", p.Done, p.Total, p.Unit)
+	case p.Done > 0:
+		desc += fmt.Sprintf(" %d %s", p.Done, p.Unit)
+	}
+	b.bar.Describe(desc)
+	if !j.ended() {
+		_ = b.bar.Set64(min(int64(p.Percent*10), 999))
+	}
+}
+
+// stop ends the bar: full when the job succeeded, left where it was else.
+func (b *jobBar) stop(done bool) {
+	if b.bar == nil || b.bar.IsFinished() {
+		return
+	}
+	if done {
+		_ = b.bar.Finish()
+		return
+	}
+	_ = b.bar.Exit()
+}
