@@ -311,6 +311,12 @@ func TestExportFlagsMakeParams(t *testing.T) {
 	if o, err = parseExportArgs([]string{"backup", "--mode", "exclude_logs"}, lookup, io.Discard); err != nil || o.apiType != "database_backup" || o.params["mode"] != "exclude_logs" {
 		t.Fatalf("backup: %+v %v", o, err)
 	}
+	if o, err = parseExportArgs([]string{"restore", "--backup-job-id", "exp_1", "--dry-run"}, lookup, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := json.Marshal(o.params); o.apiType != "database_restore" || string(got) != `{"backup_job_id":"exp_1","dry_run":true}` {
+		t.Fatalf("restore: %s %s", o.apiType, got)
+	}
 }
 
 // meddler is a proxy in front of the API that can refuse event streams and

@@ -31,8 +31,9 @@ const exportUsage = `usage: hubexport export TYPE [flags]
 Request an export from a running hubexport API, follow it with a progress
 bar, download the file and check its SHA-256.
 
-TYPE is usage-logs, backup, probe-logs or session (or any API type name,
-such as usage_logs, for types added later: pass their params with --param).
+TYPE is usage-logs, backup, restore, probe-logs or session (or any API
+type name, such as usage_logs, for types added later: pass their params
+with --param).
 
 Flags for every type:
   --server URL           the API (env HUBEXPORT_SERVER; default http://localhost:8080)
@@ -55,6 +56,8 @@ usage-logs:  --start, --end (RFC 3339 or epoch ms), --user-id, --key-id,
 probe-logs:  --endpoint-id, --result all|ok|fail, --search, --max-lines,
              --timezone, --start, --end
 backup:      --mode full|exclude_logs|ledger_only
+restore:     --backup-job-id or --upload-id, --target-database-url,
+             --clean-first, --skip-logs, --dry-run
 session:     --session-id, --sequence, --view before|after, --whole-session
 
 Exit status: 0 done; 1 the API refused, the job failed or the file did not
@@ -71,6 +74,7 @@ var cliTypes = map[string]string{
 	"backup":     "database_backup",
 	"probe-logs": "probe_logs",
 	"session":    "session_request",
+	"restore":    "database_restore",
 }
 
 type paramKind int
@@ -119,6 +123,14 @@ var typeFlags = map[string][]paramFlag{
 	},
 	"database_backup": {
 		{"mode", "mode", kindString, "full, exclude_logs or ledger_only"},
+	},
+	"database_restore": {
+		{"backup-job-id", "backup_job_id", kindString, "restore the file of this backup job"},
+		{"upload-id", "upload_id", kindString, "restore this uploaded dump"},
+		{"target-database-url", "target_database_url", kindString, "restore into this database instead of the hub's"},
+		{"clean-first", "clean_first", kindBool, "drop the objects before restoring them"},
+		{"skip-logs", "skip_logs", kindBool, "leave out message_request rows"},
+		{"dry-run", "dry_run", kindBool, "only list the dump's contents"},
 	},
 	"session_request": {
 		{"session-id", "session_id", kindString, "the session"},
@@ -200,14 +212,14 @@ func parseExportArgs(args []string, lookup config.Lookup, stderr io.Writer) (*ex
 			fmt.Fprint(stderr, exportUsage)
 			return nil, flag.ErrHelp
 		}
-		return nil, usageError{errors.New("name the export type first: usage-logs, backup, probe-logs or session (see hubexport export --help)")}
+		return nil, usageError{errors.New("name the export type first: usage-logs, backup, restore, probe-logs or session (see hubexport export --help)")}
 	}
 	o := &exportOptions{params: map[string]any{}, server: "http://localhost:8080"}
 	o.apiType = args[0]
 	if t, ok := cliTypes[o.apiType]; ok {
 		o.apiType = t
 	} else if !validTypeName(o.apiType) {
-		return nil, usageError{fmt.Errorf("unknown export type %q; use usage-logs, backup, probe-logs or session", args[0])}
+		return nil, usageError{fmt.Errorf("unknown export type %q; use usage-logs, backup, restore, probe-logs or session", args[0])}
 	}
 	if v, ok := lookup("HUBEXPORT_SERVER"); ok && v != "" {
 		o.server = v
@@ -334,6 +346,17 @@ type cliJob struct {
 	raw json.RawMessage
 }
 
+// resultRaw is the job's "result" member as the API sent it.
+func (j *cliJob) resultRaw() json.RawMessage {
+	var v struct {
+		Result json.RawMessage `json:"result"`
+	}
+	if json.Unmarshal(j.raw, &v) != nil || len(v.Result) == 0 {
+		return json.RawMessage("null")
+	}
+	return v.Result
+}
+
 func (j *cliJob) ended() bool {
 	switch j.Status {
 	case "succeeded", "failed", "canceled", "expired":
@@ -401,6 +424,14 @@ func (c *client) run(ctx context.Context, o *exportOptions, stdout io.Writer) er
 			return fmt.Errorf("job %s %s: %s (%s)", job.ID, job.Status, job.Error.Message, job.Error.Code)
 		}
 		return fmt.Errorf("job %s %s", job.ID, job.Status)
+	}
+	if job.Result == nil || job.Result.SHA256 == "" {
+		// A type that makes no file (a restore): its result is the report.
+		if o.jsonOut {
+			return printJSON(stdout, job.raw)
+		}
+		c.say("job %s succeeded\n", job.ID)
+		return printJSON(c.stderr, job.resultRaw())
 	}
 	path, err := c.download(ctx, job, o.output, stdout)
 	if err != nil {
@@ -658,9 +689,6 @@ func (c *client) poll(ctx context.Context, job *cliJob, bar *jobBar) (*cliJob, e
 // checking its size and SHA-256 against the job before it appears under
 // its name. It returns the path written ("" for standard output).
 func (c *client) download(ctx context.Context, job *cliJob, output string, stdout io.Writer) (string, error) {
-	if job.Result == nil {
-		return "", fmt.Errorf("job %s succeeded without a result", job.ID)
-	}
 	b, err := c.request(ctx, http.MethodGet, "/api/v1/exports/"+url.PathEscape(job.ID)+"/download?redirect=false", nil, nil)
 	if err != nil {
 		return "", fmt.Errorf("get the download link: %w", err)
