@@ -146,6 +146,7 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, r roles) e
 	hubDB := hub.New(d.pool)
 	inspector := asynq.NewInspectorFromRedisClient(d.rdb)
 	queue := &jobs.Client{Client: asynq.NewClientFromRedisClient(d.rdb), Inspector: inspector}
+	hooks := newWebhooks(cfg, d, queue, log)
 	met := newMetrics(reg, d.store, inspector, log)
 
 	var (
@@ -158,15 +159,17 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, r roles) e
 		runner := &jobs.Runner{
 			Store: d.store, Objects: d.objects, Registry: reg, Redis: d.rdb, Log: log, Now: time.Now,
 			Retention: cfg.ArtifactRetention, LeaseTTL: cfg.JobLeaseTTL, ProgressEvery: 500 * time.Millisecond,
+			Notify:  hooks.dispatcher,
 			Metrics: met,
 		}
 		srv, mux := jobs.NewServer(d.rdb, jobs.WorkerConfig{
 			Concurrency: cfg.WorkerConcurrency, ShutdownTimeout: cfg.ShutdownTimeout,
 			RetryBase: cfg.RetryBaseDelay, RetryMax: cfg.RetryMaxDelay,
 		}, jobs.Handlers{
-			ProbeLogs:   &jobs.ProbeLogsHandler{Runner: runner, Source: hubDB},
-			UsageLogs:   &jobs.UsageLogsHandler{Runner: runner, Source: hubDB},
-			Maintenance: &jobs.Maintenance{Store: d.store, Objects: d.objects, Redis: d.rdb, Log: log, Now: time.Now},
+			ProbeLogs:       &jobs.ProbeLogsHandler{Runner: runner, Source: hubDB},
+			UsageLogs:       &jobs.UsageLogsHandler{Runner: runner, Source: hubDB},
+			Maintenance:     &jobs.Maintenance{Store: d.store, Objects: d.objects, Redis: d.rdb, Log: log, Now: time.Now},
+			WebhookDelivery: hooks.handler(met),
 		}, log)
 		if err := srv.Start(mux); err != nil {
 			return fmt.Errorf("start worker: %w", err)
@@ -176,6 +179,10 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, r roles) e
 		recCtx, stopRec := context.WithCancel(context.WithoutCancel(ctx))
 		wg.Add(1)
 		go func() { defer wg.Done(); rec.Run(recCtx) }()
+		pump := &jobs.DeliveryPump{Store: d.store, Queue: queue, Inspector: inspector, Log: log,
+			Interval: cfg.ReconcileInterval, Quiet: cfg.ReconcileInterval}
+		wg.Add(1)
+		go func() { defer wg.Done(); pump.Run(recCtx) }()
 		stopping = append(stopping, func() {
 			stopRec()
 			srv.Shutdown()
@@ -204,6 +211,7 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, r roles) e
 		svc := &export.Service{
 			Store: d.store, Queue: queue, Objects: d.objects, Registry: reg, Log: log,
 			NewID: newJobID, Now: time.Now, MaxActive: cfg.MaxActiveJobs, LinkTTL: cfg.DownloadLinkTTL,
+			Notify: hooks.dispatcher,
 		}
 		opts := web.Options{
 			Service: svc,
@@ -215,6 +223,8 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, r roles) e
 				"storage":  d.objects.Ping,
 			},
 			TrustedProxies: cfg.TrustedProxies,
+			Webhooks:       hooks.api(),
+			Audit:          &export.AuditLog{Store: d.store},
 			Metrics:        met.Handler(),
 		}
 		if fs, ok := d.objects.(storage.FileServer); ok {

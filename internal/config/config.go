@@ -48,6 +48,9 @@ type Config struct {
 	RetryBaseDelay    time.Duration
 	RetryMaxDelay     time.Duration
 	TrustedProxies    []string
+	// WebhookAllowPrivate lets webhooks reach loopback, private and
+	// link-local addresses (tests, closed networks).
+	WebhookAllowPrivate bool
 }
 
 // S3 is the S3-compatible storage's settings.
@@ -97,6 +100,8 @@ func Load(lookup Lookup) (*Config, error) {
 		RetryBaseDelay:    r.duration("RETRY_BASE_DELAY", 10*time.Second),
 		RetryMaxDelay:     r.duration("RETRY_MAX_DELAY", 10*time.Minute),
 		TrustedProxies:    r.list("TRUSTED_PROXIES"),
+
+		WebhookAllowPrivate: r.boolean("WEBHOOK_ALLOW_PRIVATE", false),
 	}
 	c.HubRedisURL = r.str("HUB_REDIS_URL", c.RedisURL)
 	c.LogLevel = r.level("LOG_LEVEL", slog.LevelInfo)
@@ -164,6 +169,7 @@ func (c *Config) LogAttrs() []any {
 		"max_active_jobs_per_principal", c.MaxActiveJobs,
 		"worker_concurrency", c.WorkerConcurrency,
 		"auto_migrate", c.AutoMigrate,
+		"webhook_allow_private", c.WebhookAllowPrivate,
 	}
 }
 
