@@ -256,6 +256,15 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, r roles) e
 		log.InfoContext(ctx, "api_listening", "addr", ln.Addr().String())
 	}
 
+	if !r.api && cfg.MetricsAddr != "" {
+		stop, err := serveMetrics(cfg.MetricsAddr, met.Handler(), log)
+		if err != nil {
+			return err
+		}
+		// Last to stop, so a scrape sees the drain.
+		stopping = append(stopping, stop)
+	}
+
 	var runErr error
 	select {
 	case <-ctx.Done():

@@ -2,6 +2,8 @@ package main
 
 import (
 	"fmt"
+	"io"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -51,5 +53,30 @@ func TestMetricsAfterAnExport(t *testing.T) {
 	}
 	if t.Failed() {
 		t.Logf("scrape:\n%s", r.body)
+	}
+}
+
+// A worker-only process serves its own metrics on METRICS_ADDR: the job
+// counters live where the jobs run.
+func TestWorkerMetricsListener(t *testing.T) {
+	t.Parallel()
+	metricsAddr := freeAddr(t)
+	s := newStack(t, withEnv("METRICS_ADDR", metricsAddr))
+	probeFixture(s)
+	s.start("api")
+	s.start("worker")
+	j := s.create(adminToken, map[string]any{"type": "probe_logs"})
+	if j = s.wait(adminToken, j.ID, 30*time.Second); j.Status != "succeeded" {
+		t.Fatalf("job %s: %+v", j.Status, j.Error)
+	}
+	resp, err := http.Get("http://" + metricsAddr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	want := `hubexport_jobs_finished_total{status="succeeded",type="probe_logs"} 1`
+	if resp.StatusCode != 200 || !strings.Contains(string(b), "\n"+want+"\n") {
+		t.Fatalf("worker /metrics: %d, no %q in\n%s", resp.StatusCode, want, b)
 	}
 }

@@ -24,6 +24,9 @@ type Config struct {
 	HubRedisURL string
 	AdminToken  string
 	HTTPAddr    string
+	// MetricsAddr, if set, is where a process without the API role serves
+	// GET /metrics (the API serves it on HTTPAddr).
+	MetricsAddr string
 	PublicURL   string
 	StorageURL  string
 	S3          S3
@@ -75,6 +78,7 @@ func Load(lookup Lookup) (*Config, error) {
 		RedisURL:    r.str("REDIS_URL", "redis://127.0.0.1:6379/0"),
 		AdminToken:  r.secret("ADMIN_TOKEN"),
 		HTTPAddr:    r.str("HTTP_ADDR", ":8080"),
+		MetricsAddr: r.str("METRICS_ADDR", ""),
 		PublicURL:   strings.TrimRight(r.str("PUBLIC_URL", "http://localhost:8080"), "/"),
 		StorageURL:  r.str("STORAGE_URL", "file://./data/exports"),
 		S3: S3{
@@ -156,6 +160,7 @@ func (c *Config) LogAttrs() []any {
 		"hub_redis_url", RedactURL(c.HubRedisURL),
 		"admin_token", set(c.AdminToken),
 		"http_addr", c.HTTPAddr,
+		"metrics_addr", c.MetricsAddr,
 		"public_url", c.PublicURL,
 		"storage_url", c.StorageURL,
 		"s3_endpoint", c.S3.Endpoint,
