@@ -26,6 +26,8 @@ type Reconciler struct {
 	// Quiet: jobs changed more recently than this are left alone, so a job
 	// being created is not mistaken for a lost one.
 	Quiet time.Duration
+	// Notify, if set, hears of the jobs the reconciler fails (webhooks).
+	Notify export.Notifier
 }
 
 // Run reconciles every Interval until ctx ends.
@@ -67,8 +69,12 @@ func (r *Reconciler) Once(ctx context.Context) (int, error) {
 			if info.LastErr != "" {
 				msg += "; last error: " + info.LastErr
 			}
-			if err := r.Store.Fail(ctx, j.ID, "", &export.JobError{Code: "retries_exhausted", Message: msg}, true); err != nil && !errors.Is(err, export.ErrSuperseded) {
+			err := r.Store.Fail(ctx, j.ID, "", &export.JobError{Code: "retries_exhausted", Message: msg}, true)
+			if err != nil && !errors.Is(err, export.ErrSuperseded) {
 				return requeued, err
+			}
+			if err == nil {
+				notifyEnded(ctx, r.Store, r.Notify, r.Log, j.ID)
 			}
 			r.Log.WarnContext(ctx, "job_failed", "job_id", j.ID, "code", "retries_exhausted")
 		}

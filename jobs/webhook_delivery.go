@@ -181,14 +181,18 @@ func (p *DeliveryPump) Once(ctx context.Context) (int, error) {
 // notifyEnded tells r.Notify that job id has ended, as PostgreSQL now
 // records it.
 func (r *Runner) notifyEnded(ctx context.Context, id string) {
-	if r.Notify == nil {
+	notifyEnded(ctx, r.Store, r.Notify, r.Log, id)
+}
+
+func notifyEnded(ctx context.Context, st JobStore, n export.Notifier, log *slog.Logger, id string) {
+	if n == nil {
 		return
 	}
 	bg := context.WithoutCancel(ctx)
-	j, err := r.Store.Job(bg, id)
+	j, err := st.Job(bg, id)
 	if err != nil {
-		r.Log.ErrorContext(ctx, "webhook_emit_failed", "job_id", id, "error", err)
+		log.ErrorContext(ctx, "webhook_emit_failed", "job_id", id, "error", err)
 		return
 	}
-	r.Notify.JobEnded(bg, j)
+	n.JobEnded(bg, j)
 }

@@ -100,3 +100,26 @@ func TestWebhookRetryDelayDispatch(t *testing.T) {
 		t.Fatal(task.Type())
 	}
 }
+
+// A job the reconciler fails (Asynq gave up on its task) is announced too.
+func TestReconcilerNotifiesFailedJobs(t *testing.T) {
+	t.Parallel()
+	f := setup(t)
+	ctx := context.Background()
+	n := &recordingNotifier{}
+	j := f.newJob(t, `{}`)
+	rec := &Reconciler{Store: f.store, Queue: f.queue, Inspector: f.queue.Inspector,
+		Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Interval: time.Second, Notify: n}
+	if _, err := rec.Once(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.queue.Inspector.ArchiveTask(QueueOf(export.TypeProbeLogs), j.ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := rec.Once(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if len(n.ended) != 1 || n.ended[0].ID != j.ID || n.ended[0].Status != export.StatusFailed || n.ended[0].Error.Code != "retries_exhausted" {
+		t.Fatalf("notified %+v", n.ended)
+	}
+}

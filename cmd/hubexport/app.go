@@ -175,7 +175,7 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, r roles) e
 			return fmt.Errorf("start worker: %w", err)
 		}
 		rec := &jobs.Reconciler{Store: d.store, Queue: queue, Inspector: inspector, Log: log,
-			Interval: cfg.ReconcileInterval, Quiet: cfg.ReconcileInterval}
+			Interval: cfg.ReconcileInterval, Quiet: cfg.ReconcileInterval, Notify: hooks.dispatcher}
 		recCtx, stopRec := context.WithCancel(context.WithoutCancel(ctx))
 		wg.Add(1)
 		go func() { defer wg.Done(); rec.Run(recCtx) }()
