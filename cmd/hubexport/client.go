@@ -595,9 +595,16 @@ func (c *client) wait(ctx context.Context, job *cliJob, bar *jobBar) (*cliJob, e
 	return c.poll(ctx, job, bar)
 }
 
+const streamIdleTimeout = 45 * time.Second
+
 // follow reads the job's server-sent events until the job ends or the
 // stream does; it returns the last job seen.
 func (c *client) follow(ctx context.Context, id string, bar *jobBar) (*cliJob, error) {
+	// The server sends a keep-alive every 15 s: a silent stream is a dead one.
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	idle := time.AfterFunc(streamIdleTimeout, cancel)
+	defer idle.Stop()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.base+"/api/v1/exports/"+url.PathEscape(id)+"/events", nil)
 	if err != nil {
 		return nil, err
@@ -624,6 +631,7 @@ func (c *client) follow(ctx context.Context, id string, bar *jobBar) (*cliJob, e
 	sc := bufio.NewScanner(resp.Body)
 	sc.Buffer(make([]byte, 64<<10), 8<<20)
 	for sc.Scan() {
+		idle.Reset(streamIdleTimeout)
 		line := sc.Text()
 		switch {
 		case line == "":
