@@ -2,8 +2,10 @@
 // its Type constant, payload, constructor and handler), the shared attempt
 // lifecycle (job lease, state changes, streaming into storage with a
 // SHA-256), the worker server, the reconciler that re-enqueues jobs whose
-// task Redis lost, and the periodic maintenance (artifact expiry, sweeping
-// crashed workers' leftovers).
+// task Redis lost, the periodic maintenance (artifact expiry, sweeping
+// crashed workers' leftovers), and webhook deliveries (one task each, on
+// their own queue and retry schedule, with a pump that re-queues deliveries
+// Redis never got).
 //
 // Job state lives in PostgreSQL (through JobStore); Redis only carries
 // tasks and leases, so losing Redis delays jobs but never loses them.
