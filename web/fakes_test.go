@@ -259,7 +259,7 @@ func setup(t *testing.T, mods ...func(*handler)) *bundle {
 		MaxActive: 5,
 		LinkTTL:   15 * time.Minute,
 	}
-	h := newHandler(Options{Service: b.svc, Auth: fakeAuth{}, Log: log, PollInterval: 5 * time.Millisecond})
+	h := newHandler(Options{Service: b.svc, Auth: fakeAuth{}, Lookups: &export.Lookups{Dir: fakeDirectory{}}, Log: log, PollInterval: 5 * time.Millisecond})
 	for _, m := range mods {
 		m(h)
 	}

@@ -16,6 +16,9 @@ import (
 type Options struct {
 	Service *export.Service
 	Auth    export.Authenticator
+	// Lookups, if set, serves the read-only lists behind the web page's
+	// selectors under /api/v1/hub/.
+	Lookups *export.Lookups
 	Log     *slog.Logger
 	// Ready holds the readiness checks by name ("postgres", "redis",
 	// "storage"). Each gets its own 3 s deadline.
@@ -48,6 +51,7 @@ const (
 type handler struct {
 	svc       *export.Service
 	auth      export.Authenticator
+	lookups   *export.Lookups
 	log       *slog.Logger
 	ready     map[string]func(context.Context) error
 	files     http.Handler
@@ -73,6 +77,7 @@ func newHandler(o Options) *handler {
 	h := &handler{
 		svc:       o.Service,
 		auth:      o.Auth,
+		lookups:   o.Lookups,
 		log:       o.Log,
 		ready:     o.Ready,
 		files:     o.Files,
@@ -117,6 +122,7 @@ func (h *handler) routes() *gin.Engine {
 
 	r.GET("/healthz", h.healthz)
 	r.GET("/readyz", h.readyz)
+	h.pageRoutes(r)
 	if h.metrics != nil {
 		r.GET("/metrics", gin.WrapH(h.metrics))
 	}
@@ -140,6 +146,13 @@ func (h *handler) routes() *gin.Engine {
 	}
 	if h.audit != nil {
 		api.GET("/audit", h.listAudit)
+	}
+	api.GET("/me", h.me)
+	if h.lookups != nil {
+		api.GET("/hub/users", h.hubUsers)
+		api.GET("/hub/keys", h.hubKeys)
+		api.GET("/hub/providers", h.hubProviders)
+		api.GET("/hub/endpoints", h.hubEndpoints)
 	}
 	return r
 }

@@ -216,6 +216,7 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, r roles) e
 		opts := web.Options{
 			Service: svc,
 			Auth:    hub.NewAuthenticator(hubDB, cfg.AdminToken, cfg.KeyCacheTTL),
+			Lookups: &export.Lookups{Dir: hubDB},
 			Log:     log,
 			Ready: map[string]func(context.Context) error{
 				"postgres": d.store.Ping,

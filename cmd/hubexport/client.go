@@ -556,8 +556,8 @@ func (c *client) create(ctx context.Context, body map[string]any, key string) (*
 			return nil, fmt.Errorf("create the export: %w", err)
 		}
 		c.say("create the export: %v; trying again\n", err)
-		if err := sleep(ctx, delay); err != nil {
-			return nil, err
+		if serr := sleep(ctx, delay); serr != nil {
+			return nil, fmt.Errorf("create the export: %w", err)
 		}
 		delay *= 2
 	}

@@ -1,0 +1,245 @@
+// The administrators' pages: webhook endpoints with their delivery logs, and
+// the audit trail. Each page draws itself into its section when shown.
+
+import { api, ApiError } from './api.js';
+import { t } from './i18n.js';
+import { el, clear } from './dom.js';
+import { describe, fmtTime } from './jobs.js';
+import { zonedToUTC } from './forms.js';
+
+const eventTypes = ['export.succeeded', 'export.failed', 'export.canceled', 'backup.overdue'];
+const browserZone = Intl.DateTimeFormat().resolvedOptions().timeZone || 'UTC';
+
+function errorLine() {
+  return el('p', { class: 'error', role: 'alert', hidden: true });
+}
+
+function showErr(node, err) {
+  node.textContent = err ? describe(err) : '';
+  node.hidden = !err;
+}
+
+function button(label, cls, onClick) {
+  const b = el('button', { type: 'button', class: cls || '' }, label);
+  b.addEventListener('click', async () => {
+    b.disabled = true;
+    try {
+      await onClick();
+    } finally {
+      b.disabled = false;
+    }
+  });
+  return b;
+}
+
+// pager lists pages of path into list, with a "load more" button.
+function pager(path, list, more, errLine, draw, onUnauthorized) {
+  let cursor = '';
+  const load = async (fresh) => {
+    if (fresh) cursor = '';
+    more.disabled = true;
+    showErr(errLine, null);
+    try {
+      const sep = path().includes('?') ? '&' : '?';
+      const page = await api('GET', path() + sep + 'limit=20' + (cursor ? '&cursor=' + encodeURIComponent(cursor) : ''));
+      if (fresh) clear(list);
+      for (const item of page.data) list.append(draw(item));
+      if (fresh && page.data.length === 0) list.append(el('li', { class: 'none' }, t('nothingYet')));
+      cursor = page.next_cursor || '';
+    } catch (err) {
+      if (err instanceof ApiError && err.status === 401) return onUnauthorized(err);
+      showErr(errLine, err);
+    } finally {
+      more.disabled = false;
+      more.hidden = !cursor;
+    }
+  };
+  more.addEventListener('click', () => load(false));
+  return load;
+}
+
+// ---- webhooks
+
+export function webhooksPage(section, { onUnauthorized }) {
+  clear(section);
+  const guard = (err, line) => {
+    if (err instanceof ApiError && err.status === 401) return onUnauthorized(err);
+    showErr(line, err);
+  };
+
+  // The form to add an endpoint.
+  const form = el('form', { id: 'webhook-form', novalidate: true });
+  const url = el('input', { id: 'wh-url', name: 'url', type: 'url', placeholder: 'https://', autocomplete: 'off', spellcheck: 'false' });
+  const desc = el('input', { id: 'wh-desc', name: 'description', type: 'text', autocomplete: 'off' });
+  const enabled = el('input', { id: 'wh-enabled', name: 'enabled', type: 'checkbox', checked: true });
+  const events = el('fieldset', { class: 'events' }, el('legend', {}, t('wh.events')),
+    ...eventTypes.map((e) => el('label', { class: 'inline' }, el('input', { type: 'checkbox', name: 'events', value: e, checked: true }), ' ', e)));
+  const formErr = errorLine();
+  const secretBox = el('div', { class: 'secret', hidden: true });
+  form.append(
+    el('div', { class: 'grid' },
+      el('div', { class: 'field' }, el('label', { for: 'wh-url' }, t('wh.url')), url),
+      el('div', { class: 'field' }, el('label', { for: 'wh-desc' }, t('wh.description')), desc),
+      el('div', { class: 'field check' }, enabled, el('label', { for: 'wh-enabled' }, t('wh.enabled')))),
+    events,
+    el('div', { class: 'form-actions' }, el('button', { type: 'submit', class: 'primary' }, t('wh.add'))),
+    formErr);
+
+  const showSecret = (ep) => {
+    clear(secretBox);
+    secretBox.append(el('p', {}, t('wh.secretOnce', { url: ep.url })), el('code', { class: 'secret-value' }, ep.secret));
+    secretBox.hidden = false;
+  };
+
+  const list = el('ul', { class: 'items', id: 'webhooks' });
+  const more = el('button', { type: 'button', class: 'more', hidden: true }, t('loadMore'));
+  const listErr = errorLine();
+
+  const drawDelivery = (d, ep, line) => {
+    const attempts = el('ol', { class: 'attempts' }, ...d.attempts.map((a) => el('li', {},
+      `#${a.attempt} · ${fmtTime(a.at)} · ${a.status_code ? 'HTTP ' + a.status_code : '—'} · ${a.latency_ms} ms`,
+      a.error ? el('span', { class: 'soft-error' }, ' · ' + a.error) : null)));
+    const node = el('li', { class: 'item delivery', 'data-id': d.id },
+      el('div', { class: 'item-head' },
+        el('span', { class: 'title' }, d.event_type),
+        el('span', { class: 'status status-' + d.status }, t('dstatus.' + d.status)),
+        el('code', { class: 'id' }, d.id)),
+      el('p', { class: 'meta' }, `${t('created')}: ${fmtTime(d.created_at)}`,
+        d.next_attempt_at ? ` · ${t('wh.nextAttempt')}: ${fmtTime(d.next_attempt_at)}` : ''),
+      attempts);
+    node.append(el('div', { class: 'actions' }, button(t('wh.resend'), '', async () => {
+      try {
+        const again = await api('POST', `/api/v1/webhooks/${encodeURIComponent(ep.id)}/deliveries/${encodeURIComponent(d.id)}/resend`);
+        node.replaceWith(drawDelivery(again, ep, line));
+      } catch (err) {
+        guard(err, line);
+      }
+    })));
+    return node;
+  };
+
+  const drawEndpoint = (ep) => {
+    const line = errorLine();
+    const deliveries = el('ul', { class: 'items nested', hidden: true });
+    const moreDeliveries = el('button', { type: 'button', class: 'more', hidden: true }, t('loadMore'));
+    const deliveriesErr = errorLine();
+    const loadDeliveries = pager(() => `/api/v1/webhooks/${encodeURIComponent(ep.id)}/deliveries`, deliveries, moreDeliveries, deliveriesErr,
+      (d) => drawDelivery(d, ep, deliveriesErr), onUnauthorized);
+    const node = el('li', { class: 'item webhook', 'data-id': ep.id });
+    const redraw = (next) => node.replaceWith(drawEndpoint(next));
+    const act = (label, cls, fn) => button(label, cls, async () => {
+      showErr(line, null);
+      try {
+        await fn();
+      } catch (err) {
+        guard(err, line);
+      }
+    });
+    const parts = [
+      el('div', { class: 'item-head' },
+        el('span', { class: 'title' }, ep.url),
+        el('span', { class: 'status ' + (ep.enabled ? 'status-succeeded' : 'status-canceled') }, ep.enabled ? t('wh.on') : t('wh.off')),
+        el('code', { class: 'id' }, ep.id)),
+      ep.description ? el('p', {}, ep.description) : null,
+      el('p', { class: 'meta' }, `${t('wh.events')}: ${ep.events.join(', ')} · ${t('created')}: ${fmtTime(ep.created_at)}`),
+      ep.disabled_reason ? el('p', { class: 'job-error soft' }, ep.disabled_reason) : null,
+      el('div', { class: 'actions' },
+        act(ep.enabled ? t('wh.disable') : t('wh.enable'), '', async () => redraw(await api('PATCH', '/api/v1/webhooks/' + encodeURIComponent(ep.id), { enabled: !ep.enabled }))),
+        act(t('wh.test'), '', async () => {
+          await api('POST', `/api/v1/webhooks/${encodeURIComponent(ep.id)}/test`);
+          deliveries.hidden = false;
+          await loadDeliveries(true);
+        }),
+        act(t('wh.rotate'), '', async () => {
+          if (!window.confirm(t('wh.confirmRotate'))) return;
+          const next = await api('POST', `/api/v1/webhooks/${encodeURIComponent(ep.id)}/rotate`);
+          showSecret(next);
+          redraw(next);
+        }),
+        act(t('wh.deliveries'), 'toggle', async () => {
+          deliveries.hidden = !deliveries.hidden;
+          if (!deliveries.hidden) await loadDeliveries(true);
+          else moreDeliveries.hidden = true;
+        }),
+        act(t('wh.delete'), 'danger', async () => {
+          if (!window.confirm(t('wh.confirmDelete', { url: ep.url }))) return;
+          await api('DELETE', '/api/v1/webhooks/' + encodeURIComponent(ep.id));
+          node.remove();
+        })),
+      line, deliveriesErr, deliveries, moreDeliveries];
+    node.append(...parts.filter(Boolean));
+    return node;
+  };
+
+  const load = pager(() => '/api/v1/webhooks', list, more, listErr, drawEndpoint, onUnauthorized);
+
+  form.addEventListener('submit', async (ev) => {
+    ev.preventDefault();
+    showErr(formErr, null);
+    const body = {
+      url: url.value.trim(),
+      events: [...form.querySelectorAll('input[name="events"]:checked')].map((i) => i.value),
+      description: desc.value.trim(),
+      enabled: enabled.checked,
+    };
+    try {
+      const ep = await api('POST', '/api/v1/webhooks', body);
+      showSecret(ep);
+      form.reset();
+      await load(true);
+    } catch (err) {
+      guard(err, formErr);
+    }
+  });
+
+  section.append(
+    el('div', { class: 'card' }, el('h2', {}, t('wh.new')), el('p', { class: 'muted' }, t('wh.help')), form, secretBox),
+    el('div', { class: 'card' },
+      el('div', { class: 'list-head' }, el('h2', {}, t('pageWebhooks')), el('span', { class: 'spacer' }), button(t('refresh'), '', () => load(true))),
+      listErr, list, more));
+  load(true);
+}
+
+// ---- audit trail
+
+export function auditPage(section, { onUnauthorized }) {
+  clear(section);
+  const field = (name, input) => el('div', { class: 'field' }, el('label', { for: 'au-' + name }, t('au.' + name)), input);
+  const actor = el('input', { id: 'au-actor', type: 'text', placeholder: 'admin_token, user:2', autocomplete: 'off', spellcheck: 'false' });
+  const action = el('input', { id: 'au-action', type: 'text', placeholder: 'export.create, webhook.*', autocomplete: 'off', spellcheck: 'false' });
+  const since = el('input', { id: 'au-since', type: 'datetime-local', step: '1' });
+  const until = el('input', { id: 'au-until', type: 'datetime-local', step: '1' });
+  const form = el('form', { id: 'audit-form', novalidate: true },
+    el('div', { class: 'grid' }, field('actor', actor), field('action', action), field('since', since), field('until', until)),
+    el('p', { class: 'muted small' }, t('au.zone', { zone: browserZone })),
+    el('div', { class: 'form-actions' }, el('button', { type: 'submit', class: 'primary' }, t('au.apply'))));
+  const list = el('ul', { class: 'items', id: 'audit' });
+  const more = el('button', { type: 'button', class: 'more', hidden: true }, t('loadMore'));
+  const err = errorLine();
+
+  const path = () => {
+    const q = new URLSearchParams();
+    if (actor.value.trim()) q.set('actor', actor.value.trim());
+    if (action.value.trim()) q.set('action', action.value.trim());
+    if (since.value) q.set('since', zonedToUTC(since.value, browserZone));
+    if (until.value) q.set('until', zonedToUTC(until.value, browserZone));
+    const s = q.toString();
+    return '/api/v1/audit' + (s ? '?' + s : '');
+  };
+  const draw = (e) => el('li', { class: 'item audit-entry', 'data-id': String(e.id) },
+    el('div', { class: 'item-head' },
+      el('span', { class: 'title' }, e.action),
+      el('span', { class: 'status ' + (e.outcome === 'ok' ? 'status-succeeded' : 'status-failed') }, e.outcome),
+      el('span', { class: 'id' }, fmtTime(e.at))),
+    el('p', { class: 'meta' }, `${e.actor}${e.target ? ' → ' + e.target : ''}${e.address ? ' · ' + e.address : ''}`),
+    e.params && Object.keys(e.params).length ? el('code', { class: 'params' }, JSON.stringify(e.params)) : null);
+  const load = pager(path, list, more, err, draw, onUnauthorized);
+  form.addEventListener('submit', (ev) => {
+    ev.preventDefault();
+    load(true);
+  });
+  section.append(
+    el('div', { class: 'card' }, el('h2', {}, t('pageAudit')), form),
+    el('div', { class: 'card' }, err, list, more));
+  load(true);
+}
