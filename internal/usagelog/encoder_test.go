@@ -504,8 +504,13 @@ func TestStreamBufferLayout(t *testing.T) {
 		if err := enc.Write(&rows[i]); err != nil {
 			t.Fatal(err)
 		}
-		if i == 2500 && b.Cap() != 0 {
-			t.Errorf("the first sheet's buffer (capacity %d) was not freed after it spilled", b.Cap())
+		if i == 2500 {
+			if b.Cap() != 0 {
+				t.Errorf("the first sheet's buffer (capacity %d) was not handed on after it spilled", b.Cap())
+			}
+			if nb := streamBuffer(enc.sw); nb.Cap() < excelize.StreamChunkSize {
+				t.Errorf("the second sheet's buffer has capacity %d", nb.Cap())
+			}
 		}
 	}
 	if err := enc.Finish(); err != nil {

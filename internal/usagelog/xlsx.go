@@ -116,7 +116,7 @@ func NewXLSX(w io.Writer, o Options) (_ *XLSX, err error) {
 		return nil, fmt.Errorf("usagelog: xlsx sheet: %w", err)
 	}
 	e.nth = 1
-	if err := e.startDataSheet(e.names.data); err != nil {
+	if err := e.startDataSheet(e.names.data, nil); err != nil {
 		return nil, err
 	}
 	return e, nil
@@ -133,17 +133,14 @@ func (e *XLSX) dataSheetName(n int) string {
 }
 
 // startDataSheet opens a stream on sheet name (which must exist) and writes
-// the column widths, the frozen pane and the header row.
-func (e *XLSX) startDataSheet(name string) error {
+// the column widths, the frozen pane and the header row. prev is the sheet
+// before it, already flushed, or nil.
+func (e *XLSX) startDataSheet(name string, prev *excelize.StreamWriter) error {
 	sw, err := e.f.NewStreamWriter(name)
 	if err != nil {
 		return fmt.Errorf("usagelog: xlsx stream: %w", err)
 	}
-	if buf := streamBuffer(sw); buf != nil {
-		// Sized once for what excelize holds before it spills, so the buffer
-		// does not double past it (to 32 MiB) on the row that crosses 16 MiB.
-		buf.Grow(excelize.StreamChunkSize + 1<<20)
-	}
+	sheetBuffer(sw, prev)
 	widths := [18]float64{24, 16, 16, 18, 26, 26, 24, 8, 12, 12, 12, 12, 12, 12, 14, 12, 36, 8}
 	for i, w := range widths {
 		if err := sw.SetColWidth(i+1, i+1, w); err != nil {
@@ -170,13 +167,12 @@ func (e *XLSX) Write(r *export.UsageRow) error {
 		if err := e.sw.Flush(); err != nil {
 			return fmt.Errorf("usagelog: xlsx flush sheet: %w", err)
 		}
-		releaseStreamBuffer(e.sw)
 		e.nth++
 		name := e.dataSheetName(e.nth)
 		if _, err := e.f.NewSheet(name); err != nil {
 			return fmt.Errorf("usagelog: xlsx sheet: %w", err)
 		}
-		if err := e.startDataSheet(name); err != nil {
+		if err := e.startDataSheet(name, e.sw); err != nil {
 			return err
 		}
 	}
@@ -371,6 +367,31 @@ func streamBuffer(sw *excelize.StreamWriter) *bytes.Buffer {
 		return nil
 	}
 	return (*bytes.Buffer)(unsafe.Pointer(buf.UnsafeAddr()))
+}
+
+// sheetChunk is what a sheet's buffer must hold: excelize spills it into the
+// temporary file once it passes StreamChunkSize, after a whole row.
+const sheetChunk = excelize.StreamChunkSize + 1<<20
+
+// sheetBuffer sizes the buffer of the new sheet stream next once for what
+// excelize holds before it spills, so it does not double past it (to 32 MiB)
+// on the row that crosses 16 MiB. It takes over the buffer of prev, the
+// finished sheet before it, when excelize has moved all of prev into its
+// temporary file, rather than allocate another: a finished sheet's buffer
+// is dead weight.
+func sheetBuffer(next, prev *excelize.StreamWriter) {
+	nb := streamBuffer(next)
+	if nb == nil {
+		return
+	}
+	if prev != nil {
+		if pb := streamBuffer(prev); pb != nil && pb.Len() == 0 && pb.Cap() >= sheetChunk {
+			pb.Write(nb.Bytes()) // what NewStreamWriter wrote so far
+			*nb, *pb = *pb, bytes.Buffer{}
+			return
+		}
+	}
+	nb.Grow(sheetChunk)
 }
 
 // releaseStreamBuffer frees a flushed sheet's buffer when excelize has moved
