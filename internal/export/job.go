@@ -49,6 +49,8 @@ type Job struct {
 	StartedAt  *time.Time `json:"started_at,omitempty"`
 	FinishedAt *time.Time `json:"finished_at,omitempty"`
 	UpdatedAt  time.Time  `json:"updated_at"`
+	// ScheduleID names the schedule that made the job (scheduled backups).
+	ScheduleID string `json:"schedule_id,omitempty"`
 
 	KeyID          int64  `json:"-"`
 	IdempotencyKey string `json:"-"`

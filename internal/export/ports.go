@@ -51,6 +51,8 @@ type JobFilter struct {
 	UserID *int64 // only this owner's jobs
 	Type   Type
 	Status Status
+	// ScheduleID keeps the jobs of one backup schedule.
+	ScheduleID string
 	// Cursor continues a listing (the value of a previous page's NextCursor).
 	Cursor string
 	Limit  int

@@ -235,7 +235,7 @@ func (s *Service) DownloadLink(ctx context.Context, p Principal, id, address str
 		return Link{}, Errorf(KindConflict, "no_artifact", "%s jobs make no file; their result is in the job object", j.Type)
 	}
 	expires := s.Now().Add(s.LinkTTL).UTC().Truncate(time.Second)
-	if j.Result != nil && expires.After(j.Result.ExpiresAt) {
+	if j.Result != nil && !j.Result.ExpiresAt.IsZero() && expires.After(j.Result.ExpiresAt) {
 		expires = j.Result.ExpiresAt
 	}
 	url, err := s.Objects.DownloadURL(ctx, j.StorageKey, j.Result.Filename, expires)
