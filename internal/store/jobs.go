@@ -33,7 +33,7 @@ func (s *Store) Ping(ctx context.Context) error {
 
 const jobColumns = `id, type, format, status, params, progress_done, progress_total, progress_unit, progress_note,
 	result, error_code, error_message, user_id, key_id, idempotency_key, request_hash, storage_key,
-	attempts, created_at, started_at, finished_at, updated_at`
+	attempts, created_at, started_at, finished_at, updated_at, schedule_id`
 
 func scanJob(row pgx.Row) (*export.Job, error) {
 	var (
@@ -41,12 +41,13 @@ func scanJob(row pgx.Row) (*export.Job, error) {
 		result           []byte
 		errCode, errMsg  *string
 		idemKey, storage *string
+		scheduleID       *string
 		jobType, format  string
 		status           string
 	)
 	err := row.Scan(&j.ID, &jobType, &format, &status, &j.Params, &j.Progress.Done, &j.Progress.Total,
 		&j.Progress.Unit, &j.Progress.Note, &result, &errCode, &errMsg, &j.UserID, &j.KeyID, &idemKey,
-		&j.RequestHash, &storage, &j.Attempts, &j.CreatedAt, &j.StartedAt, &j.FinishedAt, &j.UpdatedAt)
+		&j.RequestHash, &storage, &j.Attempts, &j.CreatedAt, &j.StartedAt, &j.FinishedAt, &j.UpdatedAt, &scheduleID)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, export.ErrNotFound
 	}
@@ -63,7 +64,7 @@ func scanJob(row pgx.Row) (*export.Job, error) {
 	if errCode != nil {
 		j.Error = &export.JobError{Code: *errCode, Message: deref(errMsg)}
 	}
-	j.IdempotencyKey, j.StorageKey = deref(idemKey), deref(storage)
+	j.IdempotencyKey, j.StorageKey, j.ScheduleID = deref(idemKey), deref(storage), deref(scheduleID)
 	j.Progress = j.Progress.WithPercent()
 	if j.Status == export.StatusSucceeded {
 		j.Progress.Percent = 100
@@ -175,6 +176,9 @@ func (s *Store) Jobs(ctx context.Context, f export.JobFilter) (export.JobPage, e
 	}
 	if f.Status != "" {
 		add("status = $%d", string(f.Status))
+	}
+	if f.ScheduleID != "" {
+		add("schedule_id = $%d", f.ScheduleID)
 	}
 	if f.Cursor != "" {
 		after, err := base64.RawURLEncoding.DecodeString(f.Cursor)

@@ -1,0 +1,198 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/hubexport/hubexport/internal/export"
+)
+
+var _ export.ScheduleStore = (*Store)(nil)
+
+// scheduleColumns are read from hubexport.schedules aliased s; the last
+// success is read from the schedule's jobs.
+const scheduleColumns = `s.id, s.name, s.cron, s.timezone, s.mode, s.keep_last, s.max_age_days, s.enabled,
+	s.active_since, s.last_slot_at, s.overdue_since, s.created_at, s.updated_at,
+	(SELECT max(j.finished_at) FROM hubexport.jobs j
+	  WHERE j.schedule_id = s.id AND j.status IN ('succeeded', 'expired'))`
+
+func scanSchedule(row pgx.Row) (*export.Schedule, error) {
+	var sc export.Schedule
+	err := row.Scan(&sc.ID, &sc.Name, &sc.Cron, &sc.Timezone, &sc.Mode, &sc.Retention.KeepLast, &sc.Retention.MaxAgeDays,
+		&sc.Enabled, &sc.ActiveSince, &sc.LastSlotAt, &sc.OverdueSince, &sc.CreatedAt, &sc.UpdatedAt, &sc.LastSuccessAt)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, export.ErrScheduleNotFound
+	}
+	if err != nil {
+		return nil, err
+	}
+	sc.ActiveSince, sc.CreatedAt, sc.UpdatedAt = sc.ActiveSince.UTC(), sc.CreatedAt.UTC(), sc.UpdatedAt.UTC()
+	sc.LastSlotAt, sc.OverdueSince, sc.LastSuccessAt = utcPtr(sc.LastSlotAt), utcPtr(sc.OverdueSince), utcPtr(sc.LastSuccessAt)
+	return &sc, nil
+}
+
+func (s *Store) schedules(ctx context.Context, what, q string, args ...any) ([]*export.Schedule, error) {
+	rows, err := s.pool.Query(ctx, q, args...)
+	if err != nil {
+		return nil, fmt.Errorf("store: %s: %w", what, err)
+	}
+	defer rows.Close()
+	out := []*export.Schedule{}
+	for rows.Next() {
+		sc, err := scanSchedule(rows)
+		if err != nil {
+			return nil, fmt.Errorf("store: %s: %w", what, err)
+		}
+		out = append(out, sc)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("store: %s: %w", what, err)
+	}
+	return out, nil
+}
+
+// CreateSchedule implements export.ScheduleStore.
+func (s *Store) CreateSchedule(ctx context.Context, sc *export.Schedule) (*export.Schedule, error) {
+	out, err := scanSchedule(s.pool.QueryRow(ctx, `WITH s AS (INSERT INTO hubexport.schedules
+		(id, name, cron, timezone, mode, keep_last, max_age_days, enabled, active_since, created_at, updated_at)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10) RETURNING *)
+		SELECT `+scheduleColumns+` FROM s`,
+		sc.ID, sc.Name, sc.Cron, sc.Timezone, sc.Mode, sc.Retention.KeepLast, sc.Retention.MaxAgeDays, sc.Enabled,
+		sc.ActiveSince, sc.CreatedAt))
+	if err != nil {
+		return nil, fmt.Errorf("store: create schedule: %w", err)
+	}
+	return out, nil
+}
+
+// Schedule implements export.ScheduleStore.
+func (s *Store) Schedule(ctx context.Context, id string) (*export.Schedule, error) {
+	sc, err := scanSchedule(s.pool.QueryRow(ctx, `SELECT `+scheduleColumns+` FROM hubexport.schedules s WHERE s.id = $1`, id))
+	if err != nil && !errors.Is(err, export.ErrScheduleNotFound) {
+		return nil, fmt.Errorf("store: schedule %s: %w", id, err)
+	}
+	return sc, err
+}
+
+// Schedules implements export.ScheduleStore.
+func (s *Store) Schedules(ctx context.Context, cursor string, limit int) (export.SchedulePage, error) {
+	after := "\uffff"
+	if cursor != "" {
+		var err error
+		if after, err = decodeCursor(cursor, export.ScheduleIDPrefix); err != nil {
+			return export.SchedulePage{}, err
+		}
+	}
+	list, err := s.schedules(ctx, "list schedules", `SELECT `+scheduleColumns+` FROM hubexport.schedules s
+		WHERE s.id < $1 ORDER BY s.id DESC LIMIT $2`, after, limit+1)
+	if err != nil {
+		return export.SchedulePage{}, err
+	}
+	page := export.SchedulePage{Schedules: list}
+	if len(list) > limit {
+		page.Schedules = list[:limit]
+		page.NextCursor = encodeCursor(list[limit-1].ID)
+	}
+	return page, nil
+}
+
+// AllSchedules implements export.ScheduleStore.
+func (s *Store) AllSchedules(ctx context.Context, enabledOnly bool) ([]*export.Schedule, error) {
+	return s.schedules(ctx, "all schedules", `SELECT `+scheduleColumns+` FROM hubexport.schedules s
+		WHERE s.enabled OR NOT $1 ORDER BY s.id`, enabledOnly)
+}
+
+// UpdateSchedule implements export.ScheduleStore. The slot and overdue
+// bookkeeping belong to the scheduler and are left alone, except that a
+// schedule starting afresh (a new ActiveSince) is no longer overdue.
+func (s *Store) UpdateSchedule(ctx context.Context, sc *export.Schedule) (*export.Schedule, error) {
+	out, err := scanSchedule(s.pool.QueryRow(ctx, `WITH s AS (UPDATE hubexport.schedules SET name = $2, cron = $3,
+		timezone = $4, mode = $5, keep_last = $6, max_age_days = $7, enabled = $8, active_since = $9, updated_at = $10,
+		overdue_since = CASE WHEN active_since IS DISTINCT FROM $9 THEN NULL ELSE overdue_since END
+		WHERE id = $1 RETURNING *)
+		SELECT `+scheduleColumns+` FROM s`,
+		sc.ID, sc.Name, sc.Cron, sc.Timezone, sc.Mode, sc.Retention.KeepLast, sc.Retention.MaxAgeDays, sc.Enabled,
+		sc.ActiveSince, sc.UpdatedAt))
+	if err != nil && !errors.Is(err, export.ErrScheduleNotFound) {
+		return nil, fmt.Errorf("store: update schedule %s: %w", sc.ID, err)
+	}
+	return out, err
+}
+
+// DeleteSchedule implements export.ScheduleStore.
+func (s *Store) DeleteSchedule(ctx context.Context, id string, orphansExpireAt time.Time) error {
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		tag, err := tx.Exec(ctx, `DELETE FROM hubexport.schedules WHERE id = $1`, id)
+		if err != nil {
+			return err
+		}
+		if tag.RowsAffected() == 0 {
+			return export.ErrScheduleNotFound
+		}
+		// Retention no longer looks after these backups: they expire like
+		// any other artifact. The result's expires_at is what users read.
+		_, err = tx.Exec(ctx, `UPDATE hubexport.jobs SET expires_at = $2,
+			result = jsonb_set(result, '{expires_at}', to_jsonb($3::text)), updated_at = now()
+			WHERE schedule_id = $1 AND status = 'succeeded' AND expires_at IS NULL AND result IS NOT NULL`,
+			id, orphansExpireAt, orphansExpireAt.UTC().Format(time.RFC3339))
+		return err
+	})
+	if errors.Is(err, export.ErrScheduleNotFound) {
+		return export.ErrScheduleNotFound
+	}
+	if err != nil {
+		return fmt.Errorf("store: delete schedule %s: %w", id, err)
+	}
+	return nil
+}
+
+// CreateScheduledJob implements export.ScheduleStore.
+func (s *Store) CreateScheduledJob(ctx context.Context, j *export.Job, slot time.Time) (bool, error) {
+	var created bool
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		tag, err := tx.Exec(ctx, `INSERT INTO hubexport.jobs
+			(id, type, format, status, params, user_id, key_id, request_hash, schedule_id, created_at, updated_at)
+			VALUES ($1, $2, $3, 'queued', $4, $5, $6, $7, $8, $9, $9)
+			ON CONFLICT (id) DO NOTHING`,
+			j.ID, j.Type, j.Format, []byte(j.Params), j.UserID, j.KeyID, j.RequestHash, j.ScheduleID, j.CreatedAt)
+		if err != nil {
+			return err
+		}
+		created = tag.RowsAffected() == 1
+		_, err = tx.Exec(ctx, `UPDATE hubexport.schedules SET last_slot_at = GREATEST(last_slot_at, $2)
+			WHERE id = $1 AND (last_slot_at IS NULL OR last_slot_at < $2)`, j.ScheduleID, slot)
+		return err
+	})
+	if err != nil {
+		return false, fmt.Errorf("store: create scheduled job %s: %w", j.ID, err)
+	}
+	return created, nil
+}
+
+// ScheduledBackups implements export.ScheduleStore.
+func (s *Store) ScheduledBackups(ctx context.Context, scheduleID string) ([]*export.Job, error) {
+	return s.list(ctx, "scheduled backups", `SELECT `+jobColumns+` FROM hubexport.jobs
+		WHERE schedule_id = $1 AND status = 'succeeded' ORDER BY finished_at DESC, id DESC`, scheduleID)
+}
+
+// MarkOverdue implements export.ScheduleStore.
+func (s *Store) MarkOverdue(ctx context.Context, id string, since time.Time) (bool, error) {
+	tag, err := s.pool.Exec(ctx, `UPDATE hubexport.schedules SET overdue_since = $2
+		WHERE id = $1 AND overdue_since IS NULL`, id, since)
+	if err != nil {
+		return false, fmt.Errorf("store: mark schedule %s overdue: %w", id, err)
+	}
+	return tag.RowsAffected() == 1, nil
+}
+
+// ClearOverdue implements export.ScheduleStore.
+func (s *Store) ClearOverdue(ctx context.Context, id string) error {
+	if _, err := s.pool.Exec(ctx, `UPDATE hubexport.schedules SET overdue_since = NULL WHERE id = $1`, id); err != nil {
+		return fmt.Errorf("store: clear schedule %s overdue: %w", id, err)
+	}
+	return nil
+}
