@@ -201,7 +201,10 @@ func (r *Runner) RunWork(ctx context.Context, t *asynq.Task, w Work) error {
 		res, uploadErr = r.stream(runCtx, job, key, spec.ContentType(job.Format), w.Produce, pr)
 		if uploadErr == nil {
 			res.Filename = filename
-			res.ExpiresAt = r.Now().Add(r.Retention).UTC().Truncate(time.Second)
+			// A scheduled backup is kept by its schedule's retention instead.
+			if job.ScheduleID == "" {
+				res.ExpiresAt = r.Now().Add(r.Retention).UTC().Truncate(time.Second)
+			}
 		}
 		if uploadErr == nil && w.Verify != nil {
 			uploadErr = r.verify(runCtx, log, job, key, &res, w.Verify)
