@@ -1,0 +1,310 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/chromedp/cdproto/browser"
+	"github.com/chromedp/chromedp"
+
+	"github.com/hubexport/hubexport/internal/seed"
+)
+
+// chromiumPath is Debian's Chromium (package chromium).
+const chromiumPath = "/usr/bin/chromium"
+
+// tab is a headless Chromium tab and the console messages its pages wrote.
+type tab struct {
+	t     *testing.T // the (sub)test now driving the tab
+	owner *testing.T // the test that started it
+	ctx   context.Context
+
+	mu      sync.Mutex
+	console []chromedp.ConsoleMessage
+}
+
+// newTab starts a headless Chromium with a fresh profile. A missing Chromium
+// fails the test: the page is only tested in a real browser.
+func newTab(t *testing.T) *tab {
+	t.Helper()
+	if _, err := os.Stat(chromiumPath); err != nil {
+		t.Fatalf("the browser test needs Chromium at %s (Debian: apt-get install chromium): %v", chromiumPath, err)
+	}
+	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(),
+		chromedp.ExecPath(chromiumPath),
+		chromedp.Headless, chromedp.NoSandbox, chromedp.DisableGPU, chromedp.NoFirstRun, chromedp.NoDefaultBrowserCheck,
+		// Without these, Chromium calls Google's hosts, which a closed network refuses.
+		chromedp.Flag("disable-quic", true),
+		chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true),
+		chromedp.Flag("disable-dev-shm-usage", true),
+		chromedp.UserDataDir(t.TempDir()),
+	)
+	t.Cleanup(cancelAlloc)
+	ctx, cancel := chromedp.NewContext(actx)
+	t.Cleanup(cancel)
+	// The browser lives as long as ctx: start it outside any step's deadline.
+	if err := chromedp.Do(ctx); err != nil {
+		t.Fatalf("start Chromium: %v", err)
+	}
+	b := &tab{t: t, owner: t, ctx: ctx}
+	messages := chromedp.Console(ctx)
+	go func() {
+		for m, err := range messages {
+			if err != nil {
+				return
+			}
+			b.mu.Lock()
+			b.console = append(b.console, m)
+			b.mu.Unlock()
+		}
+	}()
+	t.Cleanup(b.checkConsole)
+	return b
+}
+
+// checkConsole fails the test on an uncaught exception or a CSP violation:
+// the page must work under its own policy. Failed requests (a 401 for a bad
+// token, a 400 for bad input) are expected and shown by the page.
+func (b *tab) checkConsole() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for _, m := range b.console {
+		if m.IsException() || strings.Contains(m.Text, "Content Security Policy") || m.Source == "security" {
+			b.owner.Errorf("browser console: %s", m)
+		}
+	}
+}
+
+// do runs steps within a deadline.
+func (b *tab) do(steps ...chromedp.Action[chromedp.Void]) {
+	b.t.Helper()
+	ctx, cancel := context.WithTimeout(b.ctx, 30*time.Second)
+	defer cancel()
+	if err := chromedp.Do(ctx, steps...); err != nil {
+		b.t.Fatalf("browser: %v", err)
+	}
+}
+
+// eval returns the value of a JavaScript expression on the page.
+func eval[T any](b *tab, js string) T {
+	b.t.Helper()
+	ctx, cancel := context.WithTimeout(b.ctx, 30*time.Second)
+	defer cancel()
+	v, err := chromedp.Run(ctx, chromedp.Evaluate[T](js, chromedp.EvalAwaitPromise))
+	if err != nil {
+		b.t.Fatalf("evaluate %s: %v", js, err)
+	}
+	return v
+}
+
+// waitFor waits until a JavaScript expression is true.
+func (b *tab) waitFor(js string, timeout time.Duration) {
+	b.t.Helper()
+	ctx, cancel := context.WithTimeout(b.ctx, timeout+5*time.Second)
+	defer cancel()
+	if _, err := chromedp.Run(ctx, chromedp.Poll[bool](js, chromedp.WithPollingInterval(50*time.Millisecond), chromedp.WithPollingTimeout(timeout))); err != nil {
+		body, _ := chromedp.Run(b.ctx, chromedp.Evaluate[string](`document.body.innerText`))
+		b.t.Fatalf("waiting for %s: %v\npage text:\n%s", js, err, body)
+	}
+}
+
+func (b *tab) text(sel string) string {
+	b.t.Helper()
+	return eval[string](b, `document.querySelector(`+jsString(sel)+`).textContent`)
+}
+
+func jsString(s string) string {
+	r := strings.NewReplacer(`\`, `\\`, `'`, `\'`, "\n", `\n`)
+	return "'" + r.Replace(s) + "'"
+}
+
+func (b *tab) signIn(base, token string) {
+	b.t.Helper()
+	// Signed out first, whatever an earlier step left behind.
+	b.do(chromedp.Navigate(base+"/"), chromedp.Evaluate[chromedp.Void](`sessionStorage.clear()`), chromedp.Reload(),
+		chromedp.WaitVisible("#token"), chromedp.SendKeys("#token", token), chromedp.Click("#signin"), chromedp.WaitVisible("#page-exports"))
+}
+
+func TestBrowser(t *testing.T) {
+	t.Parallel()
+	s := newStack(t)
+	usageE2EFixture(s)
+	srv := s.start("serve")
+	b := newTab(t)
+	downloads := t.TempDir()
+	if _, err := chromedp.CallBrowser(b.ctx, browser.SetDownloadBehavior, browser.SetDownloadBehaviorParams{
+		Behavior: browser.SetDownloadBehaviorBehaviorAllow, DownloadPath: downloads,
+	}); err != nil {
+		t.Fatalf("set the download folder: %v", err)
+	}
+
+	// A bad token: the API's words, and still signed out.
+	b.do(chromedp.Navigate(s.base+"/"), chromedp.WaitVisible("#token"), chromedp.SendKeys("#token", "sk-not-a-key"), chromedp.Click("#signin"))
+	b.waitFor(`!document.getElementById('signin-error').hidden`, 10*time.Second)
+	if got := b.text("#signin-error"); got != "send a valid API key or the admin token as 'Authorization: Bearer <token>'" {
+		t.Errorf("bad token: %q", got)
+	}
+
+	t.Run("admin exports usage logs", func(t *testing.T) {
+		b.t = t
+		b.signIn(s.base, adminToken)
+		if who := b.text("#whoami"); !strings.Contains(who, "Admin Token") || !strings.Contains(who, "admin") {
+			t.Errorf("whoami %q", who)
+		}
+		if pages := eval[[]string](b, `[...document.querySelectorAll('#nav a')].map(a => a.dataset.page)`); !slices.Equal(pages, []string{"exports", "webhooks", "audit"}) {
+			t.Errorf("admin's pages %q", pages)
+		}
+		// Every type the server runs for an admin, in the page's order.
+		var me struct {
+			ExportTypes []string `json:"export_types"`
+		}
+		s.do("GET", "/api/v1/me", adminToken, nil).json(t, &me)
+		var want []string
+		for _, typ := range []string{"usage_logs", "probe_logs", "database_backup", "session_request"} {
+			if slices.Contains(me.ExportTypes, typ) {
+				want = append(want, typ)
+			}
+		}
+		if types := eval[[]string](b, `[...document.querySelectorAll('#type-tabs button')].map(b => b.dataset.type)`); !slices.Equal(types, want) || len(want) < 2 {
+			t.Errorf("admin's export types %q, want %q", types, want)
+		}
+		// The admin's selectors are filled from the hub.
+		b.waitFor(`document.querySelectorAll('[name=user_id] option').length > 10 && document.querySelectorAll('[name=provider_id] option').length > 5`, 10*time.Second)
+
+		// The pickers read wall-clock times in the chosen zone: 08:00 in Shanghai is midnight UTC,
+		// the same window as the API-level test, so the file must be the same bytes.
+		b.do(
+			chromedp.SetValue("#f-timezone", "Asia/Shanghai"),
+			chromedp.SetValue("#f-start_time", "2026-02-01T08:00"),
+			chromedp.SetValue("#f-end_time", "2026-02-02T08:00"),
+			chromedp.SetValue("#f-header_lang", "en"),
+			chromedp.Click("#create"),
+		)
+		b.waitFor(`document.querySelector('#jobs li.job') !== null`, 10*time.Second)
+		id := eval[string](b, `document.querySelector('#jobs li.job').dataset.id`)
+		card := `#jobs li.job[data-id="` + id + `"]`
+		// The bar, fed by the job's event stream, reaches 100%.
+		b.waitFor(`(() => { const c = document.querySelector('`+card+`');
+			return c.dataset.status === 'succeeded' && c.querySelector('.bar').getAttribute('aria-valuenow') === '100'; })()`, 60*time.Second)
+		if got := b.text(card + " .percent"); got != "100%" {
+			t.Errorf("percent %q", got)
+		}
+		j := s.get(adminToken, id)
+		if got := b.text(card + " .fact.sha256 dd"); got != j.Result.SHA256 {
+			t.Errorf("page shows SHA-256 %q, job has %q", got, j.Result.SHA256)
+		}
+		if got := b.text(card + " .fact.rows dd"); got != "2" {
+			t.Errorf("page shows %q rows", got)
+		}
+		if !strings.Contains(srv.Logs(), `"route":"/api/v1/exports/:id/events","status":200`) {
+			t.Errorf("the page never opened the job's event stream")
+		}
+
+		// Download through the page, into the browser's download folder.
+		b.do(chromedp.Click(card + " button.download"))
+		file := filepath.Join(downloads, j.Result.Filename)
+		var got []byte
+		deadline := time.Now().Add(30 * time.Second)
+		for {
+			got, _ = os.ReadFile(file)
+			if int64(len(got)) == j.Result.SizeBytes {
+				break
+			}
+			if time.Now().After(deadline) {
+				entries, _ := os.ReadDir(downloads)
+				t.Fatalf("no %d-byte %s downloaded after 30s; folder has %v", j.Result.SizeBytes, file, entries)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		if !bytes.HasPrefix(got, []byte("\uFEFFTime,User,Key,Provider,")) {
+			t.Errorf("download does not start with the BOM and the header row: %q", got[:min(len(got), 60)])
+		}
+		if want := usageE2EHeader + usageE2EAdmin + usageE2EAlice; string(got) != want {
+			t.Errorf("downloaded\n%q\nwant\n%q", got, want)
+		}
+		viaAPI, _, _ := s.download(adminToken, id)
+		if !bytes.Equal(got, viaAPI) {
+			t.Errorf("the browser's file (%d bytes) differs from the API's download (%d bytes)", len(got), len(viaAPI))
+		}
+		if href := eval[string](b, `document.querySelector('`+card+` a.link').href`); !strings.HasPrefix(href, s.base+"/api/v1/files/") {
+			t.Errorf("download link %q", href)
+		}
+
+		// Chinese, kept across a reload, as is the sign-in (session storage).
+		b.do(chromedp.Click("#lang"))
+		if got := b.text("#create"); got != "开始导出" {
+			t.Errorf("create button in Chinese: %q", got)
+		}
+		b.do(chromedp.Reload(), chromedp.WaitVisible("#page-exports"))
+		if got, status := b.text("#create"), b.text(card+" .status"); got != "开始导出" || status != "已完成" {
+			t.Errorf("after a reload: %q, status %q", got, status)
+		}
+		b.do(chromedp.Click("#lang"))
+
+		// The audit trail shows what the page just did.
+		b.do(chromedp.Click(`#nav a[data-page="audit"]`))
+		b.waitFor(`[...document.querySelectorAll('#audit .audit-entry .title')].some(e => e.textContent === 'export.download_link')`, 10*time.Second)
+		b.do(chromedp.Click(`#nav a[data-page="webhooks"]`), chromedp.WaitVisible("#webhook-form"))
+		b.do(chromedp.Click(`#nav a[data-page="exports"]`), chromedp.WaitVisible("#page-exports"))
+
+		b.do(chromedp.Click("#signout"), chromedp.WaitVisible("#token"))
+		if tok := eval[string](b, `String(sessionStorage.getItem('hubexport.token'))`); tok != "null" {
+			t.Errorf("token kept after sign-out: %q", tok)
+		}
+	})
+
+	t.Run("user on a phone", func(t *testing.T) {
+		b.t = t
+		b.do(chromedp.EmulateViewport(375, 812))
+		b.signIn(s.base, seed.UserKey)
+		if who := b.text("#whoami"); !strings.Contains(who, "alice") || strings.Contains(who, "admin") {
+			t.Errorf("whoami %q", who)
+		}
+		if n := eval[int](b, `document.querySelectorAll('#nav a[data-page="webhooks"], #nav a[data-page="audit"]').length`); n != 0 || !eval[bool](b, `document.getElementById('nav').hidden`) {
+			t.Errorf("a user sees %d admin pages", n)
+		}
+		if types := eval[[]string](b, `[...document.querySelectorAll('#type-tabs button')].map(b => b.dataset.type)`); !slices.Equal(types, []string{"usage_logs"}) {
+			t.Errorf("user's export types %q", types)
+		}
+		if n := eval[int](b, `document.querySelectorAll('[name=user_id], [name=provider_id]').length`); n != 0 {
+			t.Errorf("a user sees %d admin selectors", n)
+		}
+		// Their own keys only, by name.
+		b.waitFor(`document.querySelectorAll('[name=key_id] option').length > 1`, 10*time.Second)
+		if keys := eval[[]string](b, `[...document.querySelectorAll('[name=key_id] option')].map(o => o.value)`); !slices.Equal(keys, []string{"", "2", "3", "4", "5"}) {
+			t.Errorf("user's key choices %q", keys)
+		}
+		// An admin page asked for by its address is not shown.
+		b.do(chromedp.Navigate(s.base+"/#audit"), chromedp.WaitVisible("#page-exports"))
+		if eval[bool](b, `!document.getElementById('page-audit').hidden || document.getElementById('page-audit').childElementCount > 0`) {
+			t.Error("a user sees the audit page")
+		}
+		// Nothing wider than the phone.
+		if w := eval[int](b, `document.documentElement.scrollWidth`); w > 375 {
+			t.Errorf("page is %d px wide on a 375 px screen", w)
+		}
+
+		// The API's words for bad input, on the form and by the field.
+		b.do(chromedp.SetValue("#f-status_code", "999"), chromedp.Click("#create"))
+		b.waitFor(`!document.getElementById('create-error').hidden`, 10*time.Second)
+		if got := b.text("#create-error"); got != "params.status_code: must be an HTTP status code between 100 and 599, not 999" {
+			t.Errorf("create error %q", got)
+		}
+		if got := b.text(`[data-field="status_code"] .field-error`); got != "must be an HTTP status code between 100 and 599, not 999" {
+			t.Errorf("field error %q", got)
+		}
+		// The user's job list holds none of the admin's jobs.
+		if n := eval[int](b, `document.querySelectorAll('#jobs li.job').length`); n != 0 {
+			t.Errorf("user sees %d jobs", n)
+		}
+	})
+}
