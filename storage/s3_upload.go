@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"slices"
 	"sync"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
@@ -222,13 +223,27 @@ func (u *s3Upload) cleanup(ctx context.Context) error {
 	if u.uploadID == "" {
 		return nil
 	}
-	_, err := u.s.client.AbortMultipartUpload(ctx, &s3.AbortMultipartUploadInput{
-		Bucket:   &u.s.bucket,
-		Key:      &u.objKey,
-		UploadId: &u.uploadID,
-	})
-	if err != nil && !isNoSuchUpload(err) {
-		return fmt.Errorf("storage: s3 abort multipart upload %q: %w", u.key, err)
+	// A part whose request was cancelled may still land on the server after
+	// the abort and bring the upload back (S3 documents this; versitygw
+	// does it too), so abort until the upload is really gone.
+	for try := 0; ; try++ {
+		_, err := u.s.client.AbortMultipartUpload(ctx, &s3.AbortMultipartUploadInput{
+			Bucket:   &u.s.bucket,
+			Key:      &u.objKey,
+			UploadId: &u.uploadID,
+		})
+		if err != nil && !isNoSuchUpload(err) {
+			return fmt.Errorf("storage: s3 abort multipart upload %q: %w", u.key, err)
+		}
+		_, err = u.s.client.ListParts(ctx, &s3.ListPartsInput{Bucket: &u.s.bucket, Key: &u.objKey, UploadId: &u.uploadID})
+		if isNoSuchUpload(err) || try == 4 {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("storage: s3 abort multipart upload %q: %w", u.key, ctx.Err())
+		case <-time.After(time.Duration(50*(try+1)) * time.Millisecond):
+		}
 	}
 	u.uploadID = ""
 	return nil
