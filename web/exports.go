@@ -68,6 +68,8 @@ func (h *handler) listExports(c *gin.Context) {
 		Type:   export.Type(c.Query("type")),
 		Status: export.Status(c.Query("status")),
 		Cursor: c.Query("cursor"),
+		// A schedule's backups are admin jobs: a user's listing stays empty.
+		ScheduleID: c.Query("schedule_id"),
 	}
 	// The service forces a non-admin's own user id, whatever is asked here.
 	if v := c.Query("user_id"); v != "" {

@@ -36,6 +36,7 @@ func everyRoute(t *testing.T) *gin.Engine {
 		h.metrics = http.NotFoundHandler()
 		h.webhooks = &export.Webhooks{}
 		h.audit = &export.AuditLog{}
+		h.schedules = &export.Schedules{}
 	})
 	return b.h.(*gin.Engine)
 }

@@ -1,0 +1,89 @@
+package web
+
+import (
+	"net/http"
+	"net/url"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/hubexport/hubexport/internal/export"
+)
+
+func (h *handler) scheduleRoutes(api *gin.RouterGroup) {
+	api.POST("/schedules", h.createSchedule)
+	api.GET("/schedules", h.listSchedules)
+	api.GET("/schedules/:id", h.getSchedule)
+	api.PATCH("/schedules/:id", h.updateSchedule)
+	api.DELETE("/schedules/:id", h.deleteSchedule)
+}
+
+func (h *handler) createSchedule(c *gin.Context) {
+	ctx := c.Request.Context()
+	p, _ := principalFrom(ctx)
+	var in export.ScheduleInput
+	if err := decodeBody(c, &in); err != nil {
+		h.fail(c, err)
+		return
+	}
+	in.Address = c.ClientIP()
+	s, err := h.schedules.Create(ctx, p, in)
+	if err != nil {
+		h.fail(c, err)
+		return
+	}
+	c.Header("Location", "/api/v1/schedules/"+url.PathEscape(s.ID))
+	c.JSON(http.StatusCreated, s)
+}
+
+func (h *handler) listSchedules(c *gin.Context) {
+	ctx := c.Request.Context()
+	p, _ := principalFrom(ctx)
+	limit, err := queryLimit(c)
+	if err != nil {
+		h.fail(c, err)
+		return
+	}
+	page, err := h.schedules.List(ctx, p, c.Query("cursor"), limit)
+	if err != nil {
+		h.fail(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, page)
+}
+
+func (h *handler) getSchedule(c *gin.Context) {
+	ctx := c.Request.Context()
+	p, _ := principalFrom(ctx)
+	s, err := h.schedules.Get(ctx, p, c.Param("id"))
+	if err != nil {
+		h.fail(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, s)
+}
+
+func (h *handler) updateSchedule(c *gin.Context) {
+	ctx := c.Request.Context()
+	p, _ := principalFrom(ctx)
+	var in export.ScheduleInput
+	if err := decodeBody(c, &in); err != nil {
+		h.fail(c, err)
+		return
+	}
+	s, err := h.schedules.Update(ctx, p, c.Param("id"), in, c.ClientIP())
+	if err != nil {
+		h.fail(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, s)
+}
+
+func (h *handler) deleteSchedule(c *gin.Context) {
+	ctx := c.Request.Context()
+	p, _ := principalFrom(ctx)
+	if err := h.schedules.Delete(ctx, p, c.Param("id"), c.ClientIP()); err != nil {
+		h.fail(c, err)
+		return
+	}
+	c.Status(http.StatusNoContent)
+}
