@@ -21,6 +21,9 @@ type taskSpec struct {
 var taskSpecs = map[export.Type]taskSpec{
 	export.TypeProbeLogs: {probeLogsQueue, NewProbeLogsTask},
 	export.TypeUsageLogs: {usageLogsQueue, NewUsageLogsTask},
+
+	export.TypeDatabaseBackup:  {databaseBackupQueue, NewDatabaseBackupTask},
+	export.TypeDatabaseRestore: {databaseRestoreQueue, NewDatabaseRestoreTask},
 }
 
 // QueueOf is the queue a job type's tasks go to.

@@ -30,6 +30,10 @@ type Handlers struct {
 	Maintenance *Maintenance
 	// WebhookDelivery sends webhook deliveries; nil: this worker sends none.
 	WebhookDelivery *WebhookDeliveryHandler
+	// DatabaseBackup and DatabaseRestore run backups and restores; nil:
+	// this worker runs none.
+	DatabaseBackup  *DatabaseBackupHandler
+	DatabaseRestore *DatabaseRestoreHandler
 }
 
 // NewServer builds the Asynq worker server with hubexport's queues and
@@ -84,6 +88,12 @@ func NewServer(rdb redis.UniversalClient, cfg WorkerConfig, h Handlers, log *slo
 	}
 	if h.UsageLogs != nil {
 		mux.Handle(TypeUsageLogs, h.UsageLogs)
+	}
+	if h.DatabaseBackup != nil {
+		mux.Handle(TypeDatabaseBackup, h.DatabaseBackup)
+	}
+	if h.DatabaseRestore != nil {
+		mux.Handle(TypeDatabaseRestore, h.DatabaseRestore)
 	}
 	if h.Maintenance != nil {
 		mux.HandleFunc(TypeCleanup, h.Maintenance.Cleanup)

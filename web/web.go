@@ -40,8 +40,6 @@ type Options struct {
 	Webhooks *export.Webhooks
 	// Audit, if set, serves GET /api/v1/audit (administrators only).
 	Audit *export.AuditLog
-	// Schedules, if set, serves /api/v1/schedules (administrators only).
-	Schedules *export.Schedules
 }
 
 const (
@@ -63,7 +61,6 @@ type handler struct {
 	keepAlive time.Duration
 	webhooks  *export.Webhooks
 	audit     *export.AuditLog
-	schedules *export.Schedules
 }
 
 // New returns the API's handler. It panics on a missing Service or Auth, or
@@ -90,7 +87,6 @@ func newHandler(o Options) *handler {
 		keepAlive: keepAliveInterval,
 		webhooks:  o.Webhooks,
 		audit:     o.Audit,
-		schedules: o.Schedules,
 	}
 	if h.log == nil {
 		h.log = slog.Default()
@@ -136,6 +132,8 @@ func (h *handler) routes() *gin.Engine {
 		files := gin.WrapH(h.files)
 		r.GET("/api/v1/files/*path", files)
 		r.HEAD("/api/v1/files/*path", files)
+		// Restore uploads: the signature is the credential, as for downloads.
+		r.PUT("/api/v1/files/*path", files)
 	}
 
 	api := r.Group("/api/v1", h.authenticate)
@@ -145,14 +143,12 @@ func (h *handler) routes() *gin.Engine {
 	api.DELETE("/exports/:id", h.cancelExport)
 	api.GET("/exports/:id/events", h.exportEvents)
 	api.GET("/exports/:id/download", h.downloadExport)
+	api.POST("/restores/uploads", h.createRestoreUpload)
 	if h.webhooks != nil {
 		h.webhookRoutes(api)
 	}
 	if h.audit != nil {
 		api.GET("/audit", h.listAudit)
-	}
-	if h.schedules != nil {
-		h.scheduleRoutes(api)
 	}
 	api.GET("/me", h.me)
 	if h.lookups != nil {

@@ -30,6 +30,7 @@ type roles struct{ api, worker, scheduler bool }
 type deps struct {
 	pool    *pgxpool.Pool
 	rdb     redis.UniversalClient
+	hubRdb  redis.UniversalClient // CCH's Redis (HUB_REDIS_URL): the backup lock
 	store   *store.Store
 	objects export.ObjectStore
 }
@@ -53,6 +54,15 @@ func openDeps(ctx context.Context, cfg *config.Config, log *slog.Logger) (*deps,
 	}
 	d.rdb = redis.NewClient(ropts)
 	checkRedisPolicy(ctx, d.rdb, log)
+	d.hubRdb = d.rdb
+	if cfg.HubRedisURL != cfg.RedisURL {
+		hopts, err := redis.ParseURL(cfg.HubRedisURL)
+		if err != nil {
+			d.close()
+			return nil, fmt.Errorf("HUB_REDIS_URL: %w", err)
+		}
+		d.hubRdb = redis.NewClient(hopts)
+	}
 
 	signingKey := cfg.URLSigningKey
 	if signingKey == "" {
@@ -84,6 +94,9 @@ func openDeps(ctx context.Context, cfg *config.Config, log *slog.Logger) (*deps,
 }
 
 func (d *deps) close() {
+	if d.hubRdb != nil && d.hubRdb != d.rdb {
+		_ = d.hubRdb.Close()
+	}
 	if d.rdb != nil {
 		_ = d.rdb.Close()
 	}
@@ -128,8 +141,9 @@ func newJobID() string {
 	return "exp_" + ulid.Make().String()
 }
 
-func registry() *export.Registry {
-	return export.NewRegistry(export.ProbeLogSpec(), export.UsageLogSpec())
+func registry(cfg *config.Config) *export.Registry {
+	return export.NewRegistry(export.ProbeLogSpec(), export.UsageLogSpec(),
+		export.BackupSpec(cfg.Backup.Location), export.RestoreSpec(checkDatabaseURL))
 }
 
 // serve runs the chosen roles until ctx ends, then shuts down in order:
@@ -142,7 +156,7 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, r roles) e
 		return err
 	}
 	defer d.close()
-	reg := registry()
+	reg := registry(cfg)
 	hubDB := hub.New(d.pool)
 	inspector := asynq.NewInspectorFromRedisClient(d.rdb)
 	queue := &jobs.Client{Client: asynq.NewClientFromRedisClient(d.rdb), Inspector: inspector}
@@ -156,6 +170,10 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, r roles) e
 	)
 
 	if r.worker {
+		dbTools, err := databaseTools(cfg, d)
+		if err != nil {
+			return err
+		}
 		runner := &jobs.Runner{
 			Store: d.store, Objects: d.objects, Registry: reg, Redis: d.rdb, Log: log, Now: time.Now,
 			Retention: cfg.ArtifactRetention, LeaseTTL: cfg.JobLeaseTTL, ProgressEvery: 500 * time.Millisecond,
@@ -168,8 +186,10 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, r roles) e
 		}, jobs.Handlers{
 			ProbeLogs:       &jobs.ProbeLogsHandler{Runner: runner, Source: hubDB},
 			UsageLogs:       &jobs.UsageLogsHandler{Runner: runner, Source: hubDB},
-			Maintenance:     &jobs.Maintenance{Store: d.store, Objects: d.objects, Redis: d.rdb, Log: log, Now: time.Now},
+			Maintenance:     &jobs.Maintenance{Store: d.store, Objects: d.objects, Redis: d.rdb, Log: log, Now: time.Now, Registry: reg},
 			WebhookDelivery: hooks.handler(met),
+			DatabaseBackup:  &jobs.DatabaseBackupHandler{Runner: runner, DB: dbTools, Size: hubDB},
+			DatabaseRestore: &jobs.DatabaseRestoreHandler{Runner: runner, DB: dbTools, Audit: d.store.Audit},
 		}, log)
 		if err := srv.Start(mux); err != nil {
 			return fmt.Errorf("start worker: %w", err)

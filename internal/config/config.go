@@ -30,6 +30,7 @@ type Config struct {
 	PublicURL   string
 	StorageURL  string
 	S3          S3
+	Backup      Backup
 
 	// URLSigningKey signs local download links; empty means a key kept in
 	// the database, shared by every instance.
@@ -54,6 +55,19 @@ type Config struct {
 	// WebhookAllowPrivate lets webhooks reach loopback, private and
 	// link-local addresses (tests, closed networks).
 	WebhookAllowPrivate bool
+}
+
+// Backup configures database_backup and database_restore jobs.
+type Backup struct {
+	// Location is BACKUP_TIMEZONE: the zone of the time in backup file names.
+	Location *time.Location
+	// PgDumpPath and PgRestorePath override the tools' lookup.
+	PgDumpPath    string
+	PgRestorePath string
+	// LockWait is how long a job waits for the backup lock; LockRenew how
+	// often a held lock is renewed (and a lost one noticed).
+	LockWait  time.Duration
+	LockRenew time.Duration
 }
 
 // S3 is the S3-compatible storage's settings.
@@ -109,6 +123,24 @@ func Load(lookup Lookup) (*Config, error) {
 	}
 	c.HubRedisURL = r.str("HUB_REDIS_URL", c.RedisURL)
 	c.LogLevel = r.level("LOG_LEVEL", slog.LevelInfo)
+	c.Backup = Backup{
+		Location:      time.UTC,
+		PgDumpPath:    r.str("PG_DUMP_PATH", ""),
+		PgRestorePath: r.str("PG_RESTORE_PATH", ""),
+		LockWait:      r.duration("BACKUP_LOCK_WAIT", 15*time.Minute),
+		LockRenew:     r.duration("BACKUP_LOCK_RENEW_INTERVAL", time.Minute),
+	}
+	if tz := r.str("BACKUP_TIMEZONE", ""); tz != "" {
+		loc, err := time.LoadLocation(tz)
+		if err != nil || tz == "Local" {
+			r.fail("BACKUP_TIMEZONE", "must be an IANA time zone such as UTC or Asia/Shanghai, not %q", tz)
+		} else {
+			c.Backup.Location = loc
+		}
+	}
+	if c.Backup.LockRenew >= 5*time.Minute {
+		r.fail("BACKUP_LOCK_RENEW_INTERVAL", "must be shorter than the backup lock's 5-minute TTL")
+	}
 
 	for _, v := range []struct{ name, val string }{{"DATABASE_URL", c.DatabaseURL}} {
 		if u, err := url.Parse(v.val); err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
@@ -175,6 +207,9 @@ func (c *Config) LogAttrs() []any {
 		"worker_concurrency", c.WorkerConcurrency,
 		"auto_migrate", c.AutoMigrate,
 		"webhook_allow_private", c.WebhookAllowPrivate,
+		"backup_timezone", c.Backup.Location.String(),
+		"pg_dump_path", c.Backup.PgDumpPath,
+		"pg_restore_path", c.Backup.PgRestorePath,
 	}
 }
 

@@ -1,0 +1,249 @@
+package jobs
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/hibiken/asynq"
+
+	"github.com/hubexport/hubexport/internal/export"
+	"github.com/hubexport/hubexport/internal/pgdump"
+)
+
+// TypeDatabaseRestore is the task type of database_restore jobs. It is a
+// wire contract: never rename it while tasks may be queued.
+const TypeDatabaseRestore = "export:database_restore"
+
+const databaseRestoreQueue = QueueBackups
+
+// NewDatabaseRestoreTask builds the task of database_restore job jobID. A
+// restore is never retried by itself: a half-applied restore is for an
+// operator to look at, not to repeat blindly.
+func NewDatabaseRestoreTask(jobID string) *asynq.Task {
+	return newJobTask(TypeDatabaseRestore, jobID, asynq.Queue(databaseRestoreQueue), asynq.MaxRetry(0), asynq.Timeout(6*time.Hour))
+}
+
+// DatabaseRestoreHandler runs database_restore tasks: it fetches the dump
+// (a backup job's artifact or an upload) into a temporary file, checks it,
+// and runs pg_restore into the hub database or the job's target under the
+// backup lock. It makes no artifact; the job's result says what happened.
+type DatabaseRestoreHandler struct {
+	Runner *Runner
+	DB     *DatabaseTools
+	// TempDir holds the dump while it is restored; "" is the system's
+	// temporary directory. It needs room for the largest dump.
+	TempDir string
+	// Audit, if set, records the outcome of every restore in the audit trail.
+	Audit func(ctx context.Context, e export.AuditEntry) error
+}
+
+// ProcessTask implements asynq.Handler.
+func (h *DatabaseRestoreHandler) ProcessTask(ctx context.Context, t *asynq.Task) error {
+	return h.Runner.RunWork(ctx, t, Work{Act: h.act})
+}
+
+func (h *DatabaseRestoreHandler) act(ctx context.Context, job *export.Job, pr *Progress) (details map[string]any, err error) {
+	var p export.RestoreParams
+	if err := json.Unmarshal(job.Params, &p); err != nil {
+		return nil, export.Errorf(export.KindInvalid, "invalid_params", "stored params do not decode: %v", err)
+	}
+	target, targetName := h.DB.Conn, "DATABASE_URL"
+	if p.TargetDatabaseURL != "" {
+		if target, err = pgdump.ParseDSN(p.TargetDatabaseURL); err != nil {
+			return nil, export.Invalid("params.target_database_url", "%v", err)
+		}
+		targetName = target.String()
+	}
+	source := "upload " + p.UploadID
+	if p.BackupJobID != "" {
+		source = "backup job " + p.BackupJobID
+	}
+	log := h.Runner.Log.With("job_id", job.ID)
+	log.InfoContext(ctx, "database_import_initiated", "source", source, "target", target,
+		"clean_first", p.CleanFirst, "skip_logs", p.SkipLogs, "dry_run", p.DryRun)
+	defer func() {
+		if err != nil && ctx.Err() == nil {
+			log.ErrorContext(ctx, "database_import_error", "error", err)
+		}
+		if ctx.Err() == nil {
+			h.audit(context.WithoutCancel(ctx), job, details, err)
+		}
+	}()
+
+	key := export.UploadKey(p.UploadID)
+	if p.BackupJobID != "" {
+		if key, err = export.RestoreSourceKey(ctx, h.Runner.Store, p.BackupJobID, h.Runner.Now()); err != nil {
+			return nil, err
+		}
+	}
+	path, err := h.fetch(ctx, key, source, pr)
+	if err != nil {
+		return nil, err
+	}
+	defer os.Remove(path)
+
+	major := 0 // a dry run connects nowhere: any pg_restore lists a dump
+	if !p.DryRun {
+		if major, err = pgdump.ServerMajor(ctx, target); err != nil {
+			return nil, &export.Error{Kind: export.KindUnavailable, Code: "restore_target_unreachable",
+				Message: fmt.Sprintf("cannot connect to the restore target %s: %v; nothing was restored", targetName, err), Err: err}
+		}
+	}
+	tools, err := h.DB.findTools(ctx, major, log)
+	if err != nil {
+		return nil, err
+	}
+	// Listed before the lock and the target: a dump pg_restore cannot read
+	// fails here, having touched nothing.
+	toc, err := tools.ListFile(ctx, path)
+	if err != nil {
+		return nil, err
+	}
+	details = map[string]any{
+		"source":      source,
+		"toc_entries": len(toc.Entries),
+		"dumped_from": toc.DumpedFrom,
+		"dumped_by":   toc.DumpedBy,
+		"dry_run":     p.DryRun,
+	}
+	if p.DryRun {
+		details["message"] = "dry run: the dump was listed, nothing was restored"
+		return details, nil
+	}
+
+	lk, err := h.DB.lockBackup(ctx, job, pr, log, "database_import")
+	if err != nil {
+		return nil, err
+	}
+	defer lk.Release(context.WithoutCancel(ctx))
+	lockCtx, stop := lk.Context(ctx)
+	defer stop()
+
+	_ = pr.Note(ctx, "restoring into "+targetName)
+	total := int64(len(toc.Entries))
+	var done atomic.Int64
+	pr.Set(0, total, "objects")
+	res, err := tools.Restore(lockCtx, pgdump.RestoreOptions{
+		Target:         toolConn(target, major),
+		CleanFirst:     p.CleanFirst,
+		SkipLogs:       p.SkipLogs,
+		ExcludeSchemas: []string{ownSchema},
+		OnLine: func(line string) {
+			// pg_restore --verbose says what it does, about one line per entry.
+			if strings.HasPrefix(line, "pg_restore: creating ") || strings.HasPrefix(line, "pg_restore: processing ") ||
+				strings.HasPrefix(line, "pg_restore: dropping ") {
+				pr.Set(min(done.Add(1), max(total-1, 0)), total, "objects")
+			}
+		},
+	}, path)
+	if err != nil {
+		if lerr := lk.Err(); lerr != nil && ctx.Err() == nil {
+			return nil, lockLost("restore", errors.Join(lerr, err))
+		}
+		return nil, err
+	}
+	details["target"] = targetName
+	details["errors"] = res.Errors
+	details["warnings"] = res.Warnings
+	details["ignored"] = res.Ignored
+	details["first_fatal"] = res.FirstFatal
+	details["exit_code"] = res.ExitCode
+	details["clean_first"] = p.CleanFirst
+	details["skip_logs"] = p.SkipLogs
+	details["message"] = "restored; " + export.RestoreAdvice
+	pr.Set(total, total, "objects")
+
+	// The upload has served its purpose; a backup job's file stays.
+	if p.UploadID != "" {
+		if derr := h.Runner.Objects.Delete(context.WithoutCancel(ctx), key); derr != nil {
+			log.WarnContext(ctx, "upload_delete_failed", "storage_key", key, "error", derr)
+		}
+	}
+	return details, nil
+}
+
+// fetch copies the dump at key into a temporary file. The first bytes are
+// checked before anything is written: a file that is not a custom-format
+// dump fails with not_a_dump.
+func (h *DatabaseRestoreHandler) fetch(ctx context.Context, key, source string, pr *Progress) (string, error) {
+	_ = pr.Note(ctx, "fetching the dump")
+	rc, err := h.Runner.Objects.Open(ctx, key)
+	if errors.Is(err, os.ErrNotExist) {
+		return "", export.Errorf(export.KindInvalid, "dump_not_found", "the dump of %s is no longer in storage; upload it again", source)
+	}
+	if err != nil {
+		return "", &storageError{err}
+	}
+	defer rc.Close()
+	r, err := pgdump.CheckMagic(rc)
+	if err != nil {
+		return "", err
+	}
+	f, err := os.CreateTemp(h.TempDir, "hubexport-restore-*.dump")
+	if err != nil {
+		return "", fmt.Errorf("jobs: restore: temporary file: %w", err)
+	}
+	var n int64
+	buf := make([]byte, 256<<10)
+	for {
+		m, rerr := r.Read(buf)
+		if m > 0 {
+			if _, werr := f.Write(buf[:m]); werr != nil {
+				err = fmt.Errorf("jobs: restore: write temporary file: %w", werr)
+				break
+			}
+			n += int64(m)
+			pr.Set(n, 0, "bytes")
+		}
+		if rerr == io.EOF {
+			break
+		}
+		if rerr != nil {
+			err = &storageError{fmt.Errorf("read %s: %w", key, rerr)}
+			break
+		}
+	}
+	if cerr := f.Close(); err == nil && cerr != nil {
+		err = fmt.Errorf("jobs: restore: write temporary file: %w", cerr)
+	}
+	if err == nil {
+		err = ctx.Err()
+	}
+	if err != nil {
+		os.Remove(f.Name())
+		return "", err
+	}
+	_ = pr.Note(ctx, "")
+	return f.Name(), nil
+}
+
+func (h *DatabaseRestoreHandler) audit(ctx context.Context, job *export.Job, details map[string]any, err error) {
+	if h.Audit == nil {
+		return
+	}
+	outcome := "ok"
+	if err != nil {
+		code := "internal"
+		if e, ok := errors.AsType[*export.Error](err); ok {
+			code = e.Code
+		}
+		outcome = "error:" + code
+	}
+	params := map[string]any{"params": export.RedactParams(job.Params)}
+	for k, v := range details {
+		params[k] = v
+	}
+	actor := export.Principal{UserID: job.UserID, KeyID: job.KeyID}
+	entry := export.AuditEntry{At: h.Runner.Now().UTC(), Actor: actor.String(), UserID: job.UserID,
+		Action: "restore.finished", Target: "job:" + job.ID, Params: params, Outcome: outcome}
+	if aerr := h.Audit(ctx, entry); aerr != nil {
+		h.Runner.Log.ErrorContext(ctx, "audit_write_failed", "action", entry.Action, "target", entry.Target, "error", aerr)
+	}
+}
