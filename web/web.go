@@ -40,6 +40,8 @@ type Options struct {
 	Webhooks *export.Webhooks
 	// Audit, if set, serves GET /api/v1/audit (administrators only).
 	Audit *export.AuditLog
+	// Schedules, if set, serves /api/v1/schedules (administrators only).
+	Schedules *export.Schedules
 }
 
 const (
@@ -61,6 +63,7 @@ type handler struct {
 	keepAlive time.Duration
 	webhooks  *export.Webhooks
 	audit     *export.AuditLog
+	schedules *export.Schedules
 }
 
 // New returns the API's handler. It panics on a missing Service or Auth, or
@@ -87,6 +90,7 @@ func newHandler(o Options) *handler {
 		keepAlive: keepAliveInterval,
 		webhooks:  o.Webhooks,
 		audit:     o.Audit,
+		schedules: o.Schedules,
 	}
 	if h.log == nil {
 		h.log = slog.Default()
@@ -149,6 +153,9 @@ func (h *handler) routes() *gin.Engine {
 	}
 	if h.audit != nil {
 		api.GET("/audit", h.listAudit)
+	}
+	if h.schedules != nil {
+		h.scheduleRoutes(api)
 	}
 	api.GET("/me", h.me)
 	if h.lookups != nil {
