@@ -160,7 +160,7 @@ func TestBrowser(t *testing.T) {
 		if who := b.text("#whoami"); !strings.Contains(who, "Admin Token") || !strings.Contains(who, "admin") {
 			t.Errorf("whoami %q", who)
 		}
-		if pages := eval[[]string](b, `[...document.querySelectorAll('#nav a')].map(a => a.dataset.page)`); !slices.Equal(pages, []string{"exports", "webhooks", "audit"}) {
+		if pages := eval[[]string](b, `[...document.querySelectorAll('#nav a')].map(a => a.dataset.page)`); !slices.Equal(pages, []string{"exports", "schedules", "webhooks", "audit"}) {
 			t.Errorf("admin's pages %q", pages)
 		}
 		// Every type the server runs for an admin, in the page's order.
@@ -253,6 +253,17 @@ func TestBrowser(t *testing.T) {
 		// The audit trail shows what the page just did.
 		b.do(chromedp.Click(`#nav a[data-page="audit"]`))
 		b.waitFor(`[...document.querySelectorAll('#audit .audit-entry .title')].some(e => e.textContent === 'export.download_link')`, 10*time.Second)
+		// A backup schedule: the API's words by the field at fault, then the schedule listed.
+		b.do(chromedp.Click(`#nav a[data-page="schedules"]`), chromedp.WaitVisible("#schedule-form"),
+			chromedp.SetValue("#sc-name", "nightly"), chromedp.SetValue("#sc-cron", "0 3 * * *"),
+			chromedp.SetValue("#sc-retention-keep_last", "0"), chromedp.Click(`#schedule-form button[type="submit"]`))
+		b.waitFor(`!document.querySelector('[data-field="retention.keep_last"] .field-error').hidden`, 10*time.Second)
+		if got := b.text(`[data-field="retention.keep_last"] .field-error`); !strings.HasPrefix(got, "must be from 1 to ") {
+			t.Errorf("keep_last error %q", got)
+		}
+		b.do(chromedp.SetValue("#sc-retention-keep_last", "7"), chromedp.Click(`#schedule-form button[type="submit"]`))
+		b.waitFor(`[...document.querySelectorAll('#schedules .schedule .title')].some(e => e.textContent === 'nightly')`, 10*time.Second)
+
 		b.do(chromedp.Click(`#nav a[data-page="webhooks"]`), chromedp.WaitVisible("#webhook-form"))
 		b.do(chromedp.Click(`#nav a[data-page="exports"]`), chromedp.WaitVisible("#page-exports"))
 
@@ -269,7 +280,7 @@ func TestBrowser(t *testing.T) {
 		if who := b.text("#whoami"); !strings.Contains(who, "alice") || strings.Contains(who, "admin") {
 			t.Errorf("whoami %q", who)
 		}
-		if n := eval[int](b, `document.querySelectorAll('#nav a[data-page="webhooks"], #nav a[data-page="audit"]').length`); n != 0 || !eval[bool](b, `document.getElementById('nav').hidden`) {
+		if n := eval[int](b, `document.querySelectorAll('#nav a:not([data-page="exports"])').length`); n != 0 || !eval[bool](b, `document.getElementById('nav').hidden`) {
 			t.Errorf("a user sees %d admin pages", n)
 		}
 		if types := eval[[]string](b, `[...document.querySelectorAll('#type-tabs button')].map(b => b.dataset.type)`); !slices.Equal(types, []string{"usage_logs"}) {

@@ -5,7 +5,7 @@ import { api, ApiError } from './api.js';
 import { t } from './i18n.js';
 import { el, clear } from './dom.js';
 import { describe, fmtTime } from './jobs.js';
-import { zonedToUTC } from './forms.js';
+import { zonedToUTC, showFieldErrors } from './forms.js';
 
 const eventTypes = ['export.succeeded', 'export.failed', 'export.canceled', 'backup.overdue'];
 const browserZone = Intl.DateTimeFormat().resolvedOptions().timeZone || 'UTC';
@@ -241,5 +241,139 @@ export function auditPage(section, { onUnauthorized }) {
   section.append(
     el('div', { class: 'card' }, el('h2', {}, t('pageAudit')), form),
     el('div', { class: 'card' }, err, list, more));
+  load(true);
+}
+
+// ---- scheduled backups
+
+const backupModes = ['full', 'exclude_logs', 'ledger_only'];
+
+export function schedulesPage(section, { onUnauthorized }) {
+  clear(section);
+  let editing = null; // the schedule being edited, or null for a new one
+  const input = (name, attrs) => el('input', { id: 'sc-' + name.replace('.', '-'), name, type: 'text', autocomplete: 'off', spellcheck: 'false', ...attrs });
+  const name = input('name');
+  const cron = input('cron', { placeholder: '0 3 * * *' });
+  const tz = input('timezone', { value: browserZone });
+  const mode = el('select', { id: 'sc-mode', name: 'mode' }, ...backupModes.map((m) => el('option', { value: m }, t('opt.mode.' + m))));
+  const keepLast = input('retention.keep_last', { inputmode: 'numeric', value: '7' });
+  const maxAge = input('retention.max_age_days', { inputmode: 'numeric', value: '0' });
+  const enabled = el('input', { id: 'sc-enabled', name: 'enabled', type: 'checkbox', checked: true });
+  const field = (key, control, hint) => el('div', { class: 'field', 'data-field': control.name },
+    el('label', { for: control.id }, t(key)), control, hint ? el('small', {}, hint) : null, el('span', { class: 'field-error', hidden: true }));
+  const title = el('h2', {}, t('sc.new'));
+  const submit = el('button', { type: 'submit', class: 'primary' }, t('sc.create'));
+  const stopEditing = el('button', { type: 'button', hidden: true }, t('sc.cancelEdit'));
+  const formErr = errorLine();
+  const form = el('form', { id: 'schedule-form', novalidate: true },
+    el('div', { class: 'grid' },
+      field('sc.name', name),
+      field('sc.cron', cron, t('sc.cronHelp')),
+      field('field.timezone', tz),
+      field('field.mode', mode),
+      field('sc.keepLast', keepLast),
+      field('sc.maxAgeDays', maxAge, t('sc.maxAgeHelp')),
+      el('div', { class: 'field check', 'data-field': 'enabled' }, enabled, el('label', { for: 'sc-enabled' }, t('wh.enabled')))),
+    el('div', { class: 'form-actions actions' }, submit, stopEditing),
+    formErr);
+
+  const edit = (sch) => {
+    editing = sch;
+    title.textContent = sch ? t('sc.edit', { name: sch.name }) : t('sc.new');
+    submit.textContent = sch ? t('sc.save') : t('sc.create');
+    stopEditing.hidden = !sch;
+    form.reset();
+    if (sch) {
+      name.value = sch.name;
+      cron.value = sch.cron;
+      tz.value = sch.timezone;
+      mode.value = sch.mode;
+      keepLast.value = String(sch.retention.keep_last);
+      maxAge.value = String(sch.retention.max_age_days);
+      enabled.checked = sch.enabled;
+      form.scrollIntoView({ block: 'nearest' });
+    }
+    showFieldErrors(form, {});
+    showErr(formErr, null);
+  };
+  stopEditing.addEventListener('click', () => edit(null));
+
+  const list = el('ul', { class: 'items', id: 'schedules' });
+  const more = el('button', { type: 'button', class: 'more', hidden: true }, t('loadMore'));
+  const listErr = errorLine();
+
+  const draw = (sch) => {
+    const line = errorLine();
+    const node = el('li', { class: 'item schedule', 'data-id': sch.id });
+    const act = (label, cls, fn) => button(label, cls, async () => {
+      showErr(line, null);
+      try {
+        await fn();
+      } catch (err) {
+        if (err instanceof ApiError && err.status === 401) return onUnauthorized(err);
+        showErr(line, err);
+      }
+    });
+    const r = sch.retention;
+    const when = [
+      sch.next_run_at ? `${t('sc.nextRun')}: ${fmtTime(sch.next_run_at)}` : '',
+      `${t('sc.lastSuccess')}: ${sch.last_success_at ? fmtTime(sch.last_success_at) : '—'}`,
+    ].filter(Boolean).join(' · ');
+    node.append(...[
+      el('div', { class: 'item-head' },
+        el('span', { class: 'title' }, sch.name),
+        el('span', { class: 'status ' + (sch.enabled ? 'status-succeeded' : 'status-canceled') }, sch.enabled ? t('wh.on') : t('wh.off')),
+        sch.overdue_since ? el('span', { class: 'status status-failed' }, t('sc.overdue')) : null,
+        el('code', { class: 'id' }, sch.id)),
+      el('p', { class: 'meta' }, `${sch.cron} (${sch.timezone}) · ${t('opt.mode.' + sch.mode)} · ${t('sc.retention', { n: r.keep_last })}${r.max_age_days ? ' · ' + t('sc.maxAge', { d: r.max_age_days }) : ''}`),
+      el('p', { class: 'meta' }, when),
+      sch.overdue_since ? el('p', { class: 'job-error' }, t('sc.overdueSince', { time: fmtTime(sch.overdue_since) })) : null,
+      el('div', { class: 'actions' },
+        act(t('sc.editButton'), '', async () => edit(sch)),
+        act(sch.enabled ? t('wh.disable') : t('wh.enable'), '', async () => {
+          node.replaceWith(draw(await api('PATCH', '/api/v1/schedules/' + encodeURIComponent(sch.id), { enabled: !sch.enabled })));
+        }),
+        act(t('wh.delete'), 'danger', async () => {
+          if (!window.confirm(t('sc.confirmDelete', { name: sch.name }))) return;
+          await api('DELETE', '/api/v1/schedules/' + encodeURIComponent(sch.id));
+          node.remove();
+          if (editing && editing.id === sch.id) edit(null);
+        })),
+      line,
+    ].filter(Boolean));
+    return node;
+  };
+  const load = pager(() => '/api/v1/schedules', list, more, listErr, draw, onUnauthorized);
+
+  const int = (v) => (/^-?\d+$/.test(v.trim()) ? Number(v.trim()) : v.trim());
+  form.addEventListener('submit', async (ev) => {
+    ev.preventDefault();
+    showErr(formErr, null);
+    showFieldErrors(form, {});
+    const body = {
+      name: name.value.trim(),
+      cron: cron.value.trim(),
+      timezone: tz.value.trim(),
+      mode: mode.value,
+      retention: { keep_last: int(keepLast.value), max_age_days: int(maxAge.value) },
+      enabled: enabled.checked,
+    };
+    try {
+      if (editing) await api('PATCH', '/api/v1/schedules/' + encodeURIComponent(editing.id), body);
+      else await api('POST', '/api/v1/schedules', body);
+      edit(null);
+      await load(true);
+    } catch (err) {
+      if (err instanceof ApiError && err.status === 401) return onUnauthorized(err);
+      if (err instanceof ApiError) showFieldErrors(form, err.fields);
+      showErr(formErr, err);
+    }
+  });
+
+  section.append(
+    el('div', { class: 'card' }, title, el('p', { class: 'muted' }, t('sc.help')), form),
+    el('div', { class: 'card' },
+      el('div', { class: 'list-head' }, el('h2', {}, t('pageSchedules')), el('span', { class: 'spacer' }), button(t('refresh'), '', () => load(true))),
+      listErr, list, more));
   load(true);
 }

@@ -5,7 +5,7 @@ import { t, translate, setLang, currentLang } from './i18n.js';
 import { el, clear } from './dom.js';
 import { buildForm, request, showFieldErrors, visibleTypes, forgetLookups, lookup } from './forms.js';
 import { JobList, describe } from './jobs.js';
-import { webhooksPage, auditPage } from './admin.js';
+import { schedulesPage, webhooksPage, auditPage } from './admin.js';
 
 const $ = (id) => document.getElementById(id);
 
@@ -18,11 +18,11 @@ const state = {
   users: new Map(), // id → name, for the owner column of an admin's list
 };
 
-// The pages. An admin page is listed only where the API has its routes
-// (there is no schedules page: the API has no /schedules yet), and shown to
-// administrators only. mount draws a page each time it is shown.
+// The pages; admin pages are shown to administrators only. mount draws a
+// page each time it is shown.
 const pages = [
   { id: 'exports', label: 'pageExports', admin: false },
+  { id: 'schedules', label: 'pageSchedules', admin: true, mount: schedulesPage },
   { id: 'webhooks', label: 'pageWebhooks', admin: true, mount: webhooksPage },
   { id: 'audit', label: 'pageAudit', admin: true, mount: auditPage },
 ];

@@ -161,9 +161,9 @@ function field(spec, me, form) {
       }
       break;
     case 'int':
-      input = el('input', { id, name: spec.name, type: 'number', inputmode: 'numeric', step: '1' });
-      if (spec.min !== undefined) input.min = String(spec.min);
-      if (spec.max !== undefined) input.max = String(spec.max);
+      // A text box, not type=number: a number box hides what was typed when
+      // it is not a number, and the API should be the one to say what is wrong.
+      input = el('input', { id, name: spec.name, type: 'text', inputmode: 'numeric', autocomplete: 'off' });
       if (spec.value !== undefined) input.value = String(spec.value);
       break;
     case 'check':
@@ -223,7 +223,11 @@ export function request(form, x) {
       case 'check':
         if (input.checked) params[spec.name] = true;
         break;
-      case 'int':
+      case 'int': {
+        const v = input.value.trim();
+        if (v !== '') params[spec.name] = /^-?\d+$/.test(v) ? Number(v) : v;
+        break;
+      }
       case 'select':
         if (input.value !== '') params[spec.name] = Number(input.value);
         break;
