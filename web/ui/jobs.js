@@ -190,12 +190,14 @@ export class JobList {
     const node = el('li', { class: 'job', 'data-id': id },
       el('div', { class: 'job-head' },
         el('span', { class: 'type' }), el('span', { class: 'format' }), el('span', { class: 'status' }), el('code', { class: 'id' }, id)),
+      el('p', { class: 'params-line', hidden: true }),
       el('div', { class: 'progress' },
         el('div', { class: 'bar', role: 'progressbar', 'aria-valuemin': '0', 'aria-valuemax': '100' }, el('div', { class: 'fill' })),
         el('span', { class: 'percent' })),
       el('p', { class: 'note', hidden: true }),
       el('dl', { class: 'facts' },
         fact('rows', ''), fact('size', ''), fact('sha256', ''), fact('created', ''), fact('finished', ''), fact('owner', ''), fact('expires', '')),
+      el('p', { class: 'details', hidden: true }),
       el('p', { class: 'job-error', role: 'alert', hidden: true }),
       el('div', { class: 'actions' },
         el('button', { type: 'button', class: 'download primary', hidden: true }),
@@ -235,7 +237,18 @@ export class JobList {
     q('.note').textContent = note;
     q('.note').hidden = !note;
 
+    const show = (v) => (v !== null && typeof v === 'object' ? JSON.stringify(v) : String(v));
+    const pairs = (o) => Object.entries(o && typeof o === 'object' ? o : {})
+      .filter(([, v]) => v !== '' && v !== null && v !== false)
+      .map(([k, v]) => `${k}=${show(v)}`).join(' · ');
+    q('.params-line').textContent = pairs(job.params);
+    q('.params-line').hidden = !q('.params-line').textContent;
+
     const r = job.result;
+    // A job without a file (a restore) has a result but nothing to download.
+    const file = r && r.filename;
+    q('.details').textContent = r ? pairs(r.details) : '';
+    q('.details').hidden = !q('.details').textContent;
     const set = (cls, label, value, title) => {
       const f = q('.fact.' + cls);
       f.hidden = value === undefined;
@@ -244,13 +257,14 @@ export class JobList {
       dd.textContent = value === undefined ? '' : value;
       if (title) dd.title = title;
     };
-    set('rows', t('rows'), r ? fmtInt(r.rows) : undefined);
-    set('size', t('size'), r ? fmtBytes(r.size_bytes) : undefined, r ? `${r.size_bytes} B` : '');
-    set('sha256', t('sha256'), r ? r.sha256 : undefined);
+    // Rows mean nothing for a dump, whose progress counts bytes.
+    set('rows', t('rows'), r && (r.rows > 0 || p.unit !== 'bytes') ? fmtInt(r.rows) : undefined);
+    set('size', t('size'), file ? fmtBytes(r.size_bytes) : undefined, file ? `${r.size_bytes} B` : '');
+    set('sha256', t('sha256'), file ? r.sha256 : undefined);
     set('created', t('created'), fmtTime(job.created_at));
     set('finished', t('finished'), job.finished_at ? fmtTime(job.finished_at) : undefined);
     set('owner', t('owner'), this.me.admin ? this.ownerName(job.user_id) : undefined);
-    set('expires', t('expires'), r && job.status === 'succeeded' ? fmtTime(r.expires_at) : undefined);
+    set('expires', t('expires'), file && job.status === 'succeeded' ? fmtTime(r.expires_at) : undefined);
 
     const err = q('.job-error');
     err.hidden = !job.error;
@@ -258,13 +272,13 @@ export class JobList {
     err.classList.toggle('soft', job.status !== 'failed');
 
     const dl = q('.download');
-    dl.hidden = job.status !== 'succeeded';
+    dl.hidden = job.status !== 'succeeded' || !file;
     dl.textContent = t('download');
     const cancel = q('.cancel');
     cancel.hidden = ended(job.status);
     cancel.textContent = t('cancel');
     const del = q('.delete');
-    del.hidden = job.status !== 'succeeded';
+    del.hidden = job.status !== 'succeeded' || !file;
     del.textContent = t('deleteFile');
     if (job.status !== 'succeeded') q('.link').hidden = true;
   }
