@@ -48,10 +48,16 @@ func (d *DatabaseTools) findTools(ctx context.Context, major int, log *slog.Logg
 }
 
 // lockBackup takes the backup lock for job, showing "waiting for the backup
-// lock" in the job's progress while another holder has it. event prefixes
-// the conflict log line (database_export, database_import).
-func (d *DatabaseTools) lockBackup(ctx context.Context, job *export.Job, pr *Progress, log *slog.Logger, event string) (*lock.BackupLock, error) {
-	waited := false
+// lock" in the job's progress while another holder has it, and reporting
+// the wait to m. event prefixes the conflict log line (database_export,
+// database_import).
+func (d *DatabaseTools) lockBackup(ctx context.Context, job *export.Job, pr *Progress, log *slog.Logger, event string, m Metrics) (*lock.BackupLock, error) {
+	waited, start := false, time.Now()
+	defer func() {
+		if waited {
+			m.LockWaited("backup", time.Since(start))
+		}
+	}()
 	lk, err := lock.AcquireBackup(ctx, d.LockRedis, d.LockPool, lock.BackupOptions{
 		Holder:     job.ID,
 		Wait:       d.LockWait,

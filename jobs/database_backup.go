@@ -81,7 +81,7 @@ func (a *backupAttempt) produce(ctx context.Context, job *export.Job, w io.Write
 		return fail(err)
 	}
 
-	lk, err := h.DB.lockBackup(ctx, job, pr, log, "database_export")
+	lk, err := h.DB.lockBackup(ctx, job, pr, log, "database_export", h.Runner.metrics())
 	if err != nil {
 		return fail(err)
 	}

@@ -118,7 +118,7 @@ func (h *DatabaseRestoreHandler) act(ctx context.Context, job *export.Job, pr *P
 		return details, nil
 	}
 
-	lk, err := h.DB.lockBackup(ctx, job, pr, log, "database_import")
+	lk, err := h.DB.lockBackup(ctx, job, pr, log, "database_import", h.Runner.metrics())
 	if err != nil {
 		return nil, err
 	}

@@ -1,10 +1,3 @@
-// Package lock implements leases in Redis: a key holding a unique value
-// with a TTL, renewed while its holder works and released only by its
-// holder (compare-and-delete). A job's lease keeps a re-delivered task from
-// running beside a live first attempt; the backup lock shares CCH's key so
-// hubexport and the CCH web UI never dump or restore at once.
-//
-// It knows nothing of jobs or exports.
 package lock
 
 import (

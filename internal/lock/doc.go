@@ -1,0 +1,11 @@
+// Package lock implements leases in Redis: a key holding a unique value with a TTL, renewed
+// while its holder works and released only by its holder (compare-and-delete). A job's lease
+// keeps a re-delivered task from running beside a live first attempt. The backup lock is CCH's
+// own key (database:backup:lock), renewed while held, backed by a PostgreSQL advisory lock
+// when Redis cannot be reached, so hubexport instances and CCH's web UI never dump or restore
+// at once.
+//
+// It owns the locking protocol and nothing else: it knows no jobs, tasks or storage. Its only
+// tie to the domain is the error a caller may show a user (backup_lock_conflict, an
+// *export.Error).
+package lock
