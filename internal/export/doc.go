@@ -1,7 +1,8 @@
 // Package export is hubexport's domain: export jobs, their types, formats and
 // parameters, the principals who ask for them, the errors users see, the
 // Service that creates, lists, cancels and links jobs, webhook endpoints and
-// events (Webhooks, Notifier), and the audit listing (AuditLog).
+// events (Webhooks, Notifier), the audit listing (AuditLog), and the hub
+// lookups behind the web page's selectors (Lookups over a Directory).
 //
 // It owns the rules (who may ask for what, which parameters are valid, how a
 // job moves between states) and declares the interfaces the outer packages
