@@ -71,6 +71,9 @@ func (h *ScheduleCheckHandler) ProcessTask(ctx context.Context, t *asynq.Task) e
 		}
 	}
 	var errs []error
+	if p.ScheduleID == "" {
+		errs = append(errs, h.Schedules.ExpireOrphans(ctx))
+	}
 	for _, sch := range list {
 		if err := h.check(ctx, sch.ID); err != nil {
 			h.Log.WarnContext(ctx, "schedule_check_failed", "schedule_id", sch.ID, "error", err)

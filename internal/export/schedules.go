@@ -104,6 +104,10 @@ type ScheduleStore interface {
 	// DeleteSchedule removes schedule id. Its succeeded backups, which
 	// followed its retention, expire at orphansExpireAt instead.
 	DeleteSchedule(ctx context.Context, id string, orphansExpireAt time.Time) error
+	// ExpireOrphanedBackups gives the succeeded backups of schedules that
+	// no longer exist, and that have no expiry, the expiry at (a backup
+	// that finished after its schedule was deleted).
+	ExpireOrphanedBackups(ctx context.Context, at time.Time) (int, error)
 	// CreateScheduledJob inserts j unless a job with its id exists (then
 	// created is false) and moves the schedule's LastSlotAt up to slot. It
 	// never applies the per-principal cap.
@@ -276,7 +280,7 @@ func (s *Schedules) Delete(ctx context.Context, p Principal, id, address string)
 	if _, err := s.Store.Schedule(ctx, id); err != nil {
 		return err
 	}
-	return s.Store.DeleteSchedule(ctx, id, s.Now().Add(s.ArtifactRetention).UTC().Truncate(time.Second))
+	return s.Store.DeleteSchedule(ctx, id, s.orphanExpiry())
 }
 
 // apply checks the fields in names and sets them on sch.
@@ -702,6 +706,20 @@ func (s *Schedules) CheckFreshness(ctx context.Context, sch *Schedule) error {
 		return err
 	}
 	return nil
+}
+
+// ExpireOrphans gives the backups of deleted schedules the artifact
+// retention, counted from now: without a schedule, no retention keeps them.
+func (s *Schedules) ExpireOrphans(ctx context.Context) error {
+	n, err := s.Store.ExpireOrphanedBackups(ctx, s.orphanExpiry())
+	if n > 0 {
+		s.Log.InfoContext(ctx, "orphaned_backups_expiring", "count", n)
+	}
+	return err
+}
+
+func (s *Schedules) orphanExpiry() time.Time {
+	return s.Now().Add(s.ArtifactRetention).UTC().Truncate(time.Second)
 }
 
 // Check applies sch's retention and checks its freshness.

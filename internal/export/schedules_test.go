@@ -84,6 +84,7 @@ func (m *memSchedules) DeleteSchedule(_ context.Context, id string, _ time.Time)
 	delete(m.schedules, id)
 	return nil
 }
+func (m *memSchedules) ExpireOrphanedBackups(context.Context, time.Time) (int, error) { return 0, nil }
 func (m *memSchedules) CreateScheduledJob(_ context.Context, j *Job, slot time.Time) (bool, error) {
 	if s := m.schedules[j.ScheduleID]; s != nil && (s.LastSlotAt == nil || slot.After(*s.LastSlotAt)) {
 		s.LastSlotAt = &slot

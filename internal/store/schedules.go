@@ -150,6 +150,19 @@ func (s *Store) DeleteSchedule(ctx context.Context, id string, orphansExpireAt t
 	return nil
 }
 
+// ExpireOrphanedBackups implements export.ScheduleStore.
+func (s *Store) ExpireOrphanedBackups(ctx context.Context, at time.Time) (int, error) {
+	tag, err := s.pool.Exec(ctx, `UPDATE hubexport.jobs j SET expires_at = $1,
+		result = jsonb_set(j.result, '{expires_at}', to_jsonb($2::text)), updated_at = now()
+		WHERE j.schedule_id IS NOT NULL AND j.status = 'succeeded' AND j.expires_at IS NULL AND j.result IS NOT NULL
+		AND NOT EXISTS (SELECT 1 FROM hubexport.schedules s WHERE s.id = j.schedule_id)`,
+		at, at.UTC().Format(time.RFC3339))
+	if err != nil {
+		return 0, fmt.Errorf("store: expire orphaned backups: %w", err)
+	}
+	return int(tag.RowsAffected()), nil
+}
+
 // CreateScheduledJob implements export.ScheduleStore.
 func (s *Store) CreateScheduledJob(ctx context.Context, j *export.Job, slot time.Time) (bool, error) {
 	var created bool

@@ -191,4 +191,22 @@ func TestScheduledBackupsAndDelete(t *testing.T) {
 	if err != nil || len(expired) != 0 {
 		t.Fatalf("expired before its time: %d (%v)", len(expired), err)
 	}
+
+	// The backup that was still running when its schedule went finishes
+	// later; the next check gives it an expiry too.
+	if _, err := s.BeginAttempt(ctx, ids[2], "tok"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Succeed(ctx, ids[2], "tok", "backups/"+ids[2]+"/b.dump", export.Result{Filename: "b.dump"}); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := s.ExpireOrphanedBackups(ctx, expiry); n != 1 || err != nil {
+		t.Fatalf("orphans expired: %d (%v)", n, err)
+	}
+	if j, _ := s.Job(ctx, ids[2]); j.Result.ExpiresAt.IsZero() {
+		t.Fatal("the late backup has no expiry")
+	}
+	if n, _ := s.ExpireOrphanedBackups(ctx, expiry); n != 0 {
+		t.Fatalf("second pass: %d", n)
+	}
 }
