@@ -162,6 +162,7 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, r roles) e
 	queue := &jobs.Client{Client: asynq.NewClientFromRedisClient(d.rdb), Inspector: inspector}
 	hooks := newWebhooks(cfg, d, queue, log)
 	met := newMetrics(reg, d.store, inspector, log)
+	schedules := newSchedules(cfg, d, queue, hooks, log)
 
 	var (
 		wg       sync.WaitGroup
@@ -177,7 +178,7 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, r roles) e
 		runner := &jobs.Runner{
 			Store: d.store, Objects: d.objects, Registry: reg, Redis: d.rdb, Log: log, Now: time.Now,
 			Retention: cfg.ArtifactRetention, LeaseTTL: cfg.JobLeaseTTL, ProgressEvery: 500 * time.Millisecond,
-			Notify:  hooks.dispatcher,
+			Notify:  export.Notifiers{hooks.dispatcher, scheduleHook(queue, met, log)},
 			Metrics: met,
 		}
 		srv, mux := jobs.NewServer(d.rdb, jobs.WorkerConfig{
@@ -222,6 +223,12 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, r roles) e
 		if err := sched.Start(); err != nil {
 			return fmt.Errorf("start scheduler: %w", err)
 		}
+		stopSchedules, err := startSchedules(ctx, cfg, d, schedules, queue, met, log)
+		if err != nil {
+			sched.Shutdown()
+			return err
+		}
+		stopping = append([]func(){stopSchedules}, stopping...)
 		// Stopped before the worker, so no tick lands on a stopping worker.
 		stopping = append([]func(){func() { sched.Shutdown(); log.Info("scheduler_stopped") }}, stopping...)
 		log.InfoContext(ctx, "scheduler_started")
@@ -246,6 +253,7 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, r roles) e
 			TrustedProxies: cfg.TrustedProxies,
 			Webhooks:       hooks.api(),
 			Audit:          &export.AuditLog{Store: d.store},
+			Schedules:      schedules,
 			Metrics:        met.Handler(),
 		}
 		if fs, ok := d.objects.(storage.FileServer); ok {

@@ -55,6 +55,13 @@ type Config struct {
 	// WebhookAllowPrivate lets webhooks reach loopback, private and
 	// link-local addresses (tests, closed networks).
 	WebhookAllowPrivate bool
+
+	// ScheduleSyncInterval is how often scheduler processes re-read the
+	// backup schedules; ScheduleCheckInterval how often retention and
+	// freshness are checked. ScheduleAllowEvery accepts "@every" specs.
+	ScheduleSyncInterval  time.Duration
+	ScheduleCheckInterval time.Duration
+	ScheduleAllowEvery    bool
 }
 
 // Backup configures database_backup and database_restore jobs.
@@ -120,6 +127,10 @@ func Load(lookup Lookup) (*Config, error) {
 		TrustedProxies:    r.list("TRUSTED_PROXIES"),
 
 		WebhookAllowPrivate: r.boolean("WEBHOOK_ALLOW_PRIVATE", false),
+
+		ScheduleSyncInterval:  r.duration("SCHEDULE_SYNC_INTERVAL", 30*time.Second),
+		ScheduleCheckInterval: r.duration("SCHEDULE_CHECK_INTERVAL", time.Minute),
+		ScheduleAllowEvery:    r.boolean("SCHEDULE_ALLOW_EVERY", false),
 	}
 	c.HubRedisURL = r.str("HUB_REDIS_URL", c.RedisURL)
 	c.LogLevel = r.level("LOG_LEVEL", slog.LevelInfo)
@@ -171,6 +182,12 @@ func Load(lookup Lookup) (*Config, error) {
 	if c.JobLeaseTTL < 3*time.Second {
 		r.fail("JOB_LEASE_TTL", "must be at least 3s")
 	}
+	if c.ScheduleSyncInterval < time.Second || c.ScheduleSyncInterval > time.Minute {
+		r.fail("SCHEDULE_SYNC_INTERVAL", "must be from 1s to 1m, so a schedule change takes effect within a minute")
+	}
+	if c.ScheduleCheckInterval < time.Second {
+		r.fail("SCHEDULE_CHECK_INTERVAL", "must be at least 1s")
+	}
 	if len(r.errs) > 0 {
 		return nil, fmt.Errorf("config: %w", errors.Join(r.errs...))
 	}
@@ -205,6 +222,8 @@ func (c *Config) LogAttrs() []any {
 		"download_link_ttl", c.DownloadLinkTTL.String(),
 		"max_active_jobs_per_principal", c.MaxActiveJobs,
 		"worker_concurrency", c.WorkerConcurrency,
+		"schedule_sync_interval", c.ScheduleSyncInterval.String(),
+		"schedule_allow_every", c.ScheduleAllowEvery,
 		"auto_migrate", c.AutoMigrate,
 		"webhook_allow_private", c.WebhookAllowPrivate,
 		"backup_timezone", c.Backup.Location.String(),
