@@ -3,6 +3,8 @@ package main
 import (
 	"encoding/json"
 	"net/http"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -369,5 +371,80 @@ func TestScheduleBadInput(t *testing.T) {
 	}
 	if r := s.do("GET", "/api/v1/schedules/"+sc.ID, adminToken, nil); r.status != 404 {
 		t.Errorf("get after delete: %d", r.status)
+	}
+}
+
+// Real backups on a schedule: after each success the retention keeps the
+// newest keep_last, the older ones read expired and their files are gone;
+// the schedule and /metrics show the last success.
+func TestScheduleRetentionOfRealBackups(t *testing.T) {
+	t.Parallel()
+	s := newStack(t, withFastSchedules())
+	s.start("serve")
+	sc := s.createSchedule(map[string]any{"name": "every3", "cron": "@every 3s", "mode": "ledger_only",
+		"retention": map[string]any{"keep_last": 2}})
+	done := func() (succeeded, expired []scheduledJob) {
+		for _, j := range s.scheduleJobs(sc.ID) {
+			switch j.Status {
+			case "succeeded":
+				succeeded = append(succeeded, j)
+			case "expired":
+				expired = append(expired, j)
+			}
+		}
+		return succeeded, expired
+	}
+	until(t, 90*time.Second, "four backups done", func() bool {
+		ok, gone := done()
+		return len(ok)+len(gone) >= 4
+	})
+	s.patchSchedule(sc.ID, map[string]any{"enabled": false})
+	// Let the backups already made finish, and the retention catch up.
+	until(t, 60*time.Second, "every backup ended and the retention applied", func() bool {
+		ok, gone := done()
+		return len(ok)+len(gone) == len(s.scheduleJobs(sc.ID)) && len(ok) == 2
+	})
+	succeeded, expired := done()
+	if len(expired) < 2 {
+		t.Fatalf("%d expired", len(expired))
+	}
+	if !expired[len(expired)-1].slot.Before(succeeded[0].slot) {
+		t.Fatalf("kept %v, expired %v: the newest two are not the ones kept", succeeded, expired)
+	}
+	dir := strings.TrimPrefix(s.env["STORAGE_URL"], "file://")
+	for _, j := range append(succeeded, expired...) {
+		r := s.do("GET", "/api/v1/exports/"+j.ID, adminToken, nil)
+		var full struct {
+			Result struct {
+				Filename  string    `json:"filename"`
+				ExpiresAt time.Time `json:"expires_at"`
+			} `json:"result"`
+		}
+		r.json(t, &full)
+		if !full.Result.ExpiresAt.IsZero() {
+			t.Errorf("scheduled backup %s has an ARTIFACT_RETENTION expiry %v", j.ID, full.Result.ExpiresAt)
+		}
+		_, err := os.Stat(filepath.Join(dir, "backups", j.ID, full.Result.Filename))
+		if kept := j.Status == "succeeded"; kept != (err == nil) {
+			t.Errorf("backup %s (%s): file there: %v", j.ID, j.Status, err == nil)
+		}
+		if dl := s.do("GET", "/api/v1/exports/"+j.ID+"/download?redirect=false", adminToken, nil); (j.Status == "succeeded") != (dl.status == 200) {
+			t.Errorf("download of %s (%s): %d", j.ID, j.Status, dl.status)
+		}
+	}
+	deleted, _ := s.audit("action=schedule.retention_delete&limit=200")
+	if len(deleted) != len(expired) {
+		t.Fatalf("%d retention deletions audited for %d expired backups", len(deleted), len(expired))
+	}
+	var read struct {
+		LastSuccessAt *time.Time `json:"last_success_at"`
+		OverdueSince  *time.Time `json:"overdue_since"`
+	}
+	s.do("GET", "/api/v1/schedules/"+sc.ID, adminToken, nil).json(t, &read)
+	if read.LastSuccessAt == nil || read.OverdueSince != nil {
+		t.Fatalf("schedule after backups: %+v", read)
+	}
+	if m := s.do("GET", "/metrics", "", nil); !strings.Contains(string(m.body), `hubexport_last_successful_backup_timestamp_seconds{schedule="`+sc.ID+`"}`) {
+		t.Fatal("no last-backup gauge for the schedule in /metrics")
 	}
 }
