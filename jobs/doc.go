@@ -5,7 +5,9 @@
 // task Redis lost, the periodic maintenance (artifact expiry, sweeping
 // crashed workers' leftovers), and webhook deliveries (one task each, on
 // their own queue and retry schedule, with a pump that re-queues deliveries
-// Redis never got).
+// Redis never got), and backup schedules (the periodic task manager's
+// provider over the schedules table, and the tick and check tasks of the
+// schedules queue, which only scheduler processes serve).
 //
 // Job state lives in PostgreSQL (through JobStore); Redis only carries
 // tasks and leases, so losing Redis delays jobs but never loses them.
