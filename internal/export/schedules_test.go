@@ -96,7 +96,7 @@ func (m *memSchedules) CreateScheduledJob(_ context.Context, j *Job, slot time.T
 	return true, nil
 }
 func (m *memSchedules) ScheduledBackups(context.Context, string) ([]*Job, error) { return nil, nil }
-func (m *memSchedules) Expire(context.Context, string) error                    { return nil }
+func (m *memSchedules) Expire(context.Context, string) error                     { return nil }
 func (m *memSchedules) MarkOverdue(_ context.Context, id string, since time.Time) (bool, error) {
 	if m.schedules[id].OverdueSince != nil {
 		return false, nil
@@ -115,8 +115,11 @@ func (m *memSchedules) Audit(_ context.Context, e AuditEntry) error {
 
 type nopQueue struct{ queued []string }
 
-func (q *nopQueue) Enqueue(_ context.Context, j *Job) error { q.queued = append(q.queued, j.ID); return nil }
-func (q *nopQueue) Cancel(context.Context, *Job) error      { return nil }
+func (q *nopQueue) Enqueue(_ context.Context, j *Job) error {
+	q.queued = append(q.queued, j.ID)
+	return nil
+}
+func (q *nopQueue) Cancel(context.Context, *Job) error { return nil }
 
 func newTestSchedules(now *time.Time) (*Schedules, *memSchedules, *nopQueue) {
 	st, q := newMemSchedules(), &nopQueue{}
@@ -128,7 +131,6 @@ func newTestSchedules(now *time.Time) (*Schedules, *memSchedules, *nopQueue) {
 		Log:   slog.New(slog.NewTextHandler(io.Discard, nil)),
 	}, st, q
 }
-
 
 func TestScheduleInputErrorsNameTheField(t *testing.T) {
 	t.Parallel()
