@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -18,6 +19,7 @@ func seedCommand(ctx context.Context, cfg *config.Config, log *slog.Logger, args
 	rows := fs.Int("rows", 10000, "number of message_request rows")
 	seedN := fs.Int64("seed", 1, "random seed: the same seed, rows and --now give the same data")
 	now := fs.String("now", "", "time of the newest row, RFC 3339 (default: now, to the minute)")
+	skip := fs.Bool("skip-if-seeded", false, "exit successfully, doing nothing, when the database already holds hub data")
 	if err := fs.Parse(args); err != nil {
 		if err == flag.ErrHelp {
 			return err
@@ -41,6 +43,10 @@ func seedCommand(ctx context.Context, cfg *config.Config, log *slog.Logger, args
 	}
 	defer pool.Close()
 	rep, err := seed.Run(ctx, pool, seed.Options{Rows: *rows, Seed: *seedN, Now: at, Log: log})
+	if errors.Is(err, seed.ErrNotEmpty) && *skip {
+		fmt.Fprintln(stdout, "the database already holds hub data; nothing seeded")
+		return nil
+	}
 	if err != nil {
 		return err
 	}

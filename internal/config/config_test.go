@@ -81,3 +81,17 @@ func TestDurationsAndRedaction(t *testing.T) {
 		t.Fatalf("redacted %q", got)
 	}
 }
+
+func TestVariablesListsWhatLoadReads(t *testing.T) {
+	t.Parallel()
+	vars := Variables()
+	for _, want := range []string{"DATABASE_URL", "REDIS_URL", "HUB_REDIS_URL", "ADMIN_TOKEN", "ADMIN_TOKEN_FILE", "STORAGE_URL", "S3_SECRET_ACCESS_KEY_FILE", "PUBLIC_URL"} {
+		found := false
+		for _, v := range vars {
+			found = found || v == want
+		}
+		if !found {
+			t.Errorf("Variables() misses %s: %v", want, vars)
+		}
+	}
+}
