@@ -120,7 +120,10 @@ func (s *Store) CreateJob(ctx context.Context, j *export.Job, maxActive int) (*e
 		}
 		if maxActive > 0 {
 			var active int
-			if err := tx.QueryRow(ctx, `SELECT count(*) FROM hubexport.jobs WHERE user_id = $1 AND status IN ('queued', 'running')`, j.UserID).Scan(&active); err != nil {
+			// Scheduled backups are the system's: they do not use up the
+			// admin token's allowance.
+			if err := tx.QueryRow(ctx, `SELECT count(*) FROM hubexport.jobs WHERE user_id = $1 AND status IN ('queued', 'running')
+				AND schedule_id IS NULL`, j.UserID).Scan(&active); err != nil {
 				return err
 			}
 			if active >= maxActive {

@@ -123,6 +123,14 @@ func TestScheduledJobsOnePerSlot(t *testing.T) {
 	if err != nil || len(page.Jobs) != 2 {
 		t.Fatalf("listing by schedule: %d (%v)", len(page.Jobs), err)
 	}
+	// Two scheduled backups are queued for the admin token; they do not
+	// count against its own cap.
+	if _, _, err := s.CreateJob(ctx, newJob(export.AdminTokenUserID, ""), 1); err != nil {
+		t.Fatalf("the admin token's own job under a cap of 1: %v", err)
+	}
+	if _, _, err := s.CreateJob(ctx, newJob(export.AdminTokenUserID, ""), 1); export.KindOf(err) != export.KindTooMany {
+		t.Fatalf("a second own job under a cap of 1: %v", err)
+	}
 }
 
 func TestScheduledBackupsAndDelete(t *testing.T) {
