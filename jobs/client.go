@@ -22,6 +22,8 @@ var taskSpecs = map[export.Type]taskSpec{
 	export.TypeProbeLogs: {probeLogsQueue, NewProbeLogsTask},
 	export.TypeUsageLogs: {usageLogsQueue, NewUsageLogsTask},
 
+	export.TypeSessionRequest: {sessionRequestQueue, NewSessionRequestTask},
+
 	export.TypeDatabaseBackup:  {databaseBackupQueue, NewDatabaseBackupTask},
 	export.TypeDatabaseRestore: {databaseRestoreQueue, NewDatabaseRestoreTask},
 }

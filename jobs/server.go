@@ -34,6 +34,8 @@ type Handlers struct {
 	// this worker runs none.
 	DatabaseBackup  *DatabaseBackupHandler
 	DatabaseRestore *DatabaseRestoreHandler
+	// SessionRequest exports session snapshots; nil: this worker runs none.
+	SessionRequest *SessionRequestHandler
 }
 
 // NewServer builds the Asynq worker server with hubexport's queues and
@@ -88,6 +90,9 @@ func NewServer(rdb redis.UniversalClient, cfg WorkerConfig, h Handlers, log *slo
 	}
 	if h.UsageLogs != nil {
 		mux.Handle(TypeUsageLogs, h.UsageLogs)
+	}
+	if h.SessionRequest != nil {
+		mux.Handle(TypeSessionRequest, h.SessionRequest)
 	}
 	if h.DatabaseBackup != nil {
 		mux.Handle(TypeDatabaseBackup, h.DatabaseBackup)

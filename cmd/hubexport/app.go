@@ -30,7 +30,7 @@ type roles struct{ api, worker, scheduler bool }
 type deps struct {
 	pool    *pgxpool.Pool
 	rdb     redis.UniversalClient
-	hubRdb  redis.UniversalClient // CCH's Redis (HUB_REDIS_URL): the backup lock
+	hubRdb  redis.UniversalClient // CCH's Redis (HUB_REDIS_URL): the backup lock, session snapshots
 	store   *store.Store
 	objects export.ObjectStore
 }
@@ -142,7 +142,7 @@ func newJobID() string {
 }
 
 func registry(cfg *config.Config) *export.Registry {
-	return export.NewRegistry(export.ProbeLogSpec(), export.UsageLogSpec(),
+	return export.NewRegistry(export.ProbeLogSpec(), export.UsageLogSpec(), export.SessionRequestSpec(),
 		export.BackupSpec(cfg.Backup.Location), export.RestoreSpec(checkDatabaseURL))
 }
 
@@ -187,6 +187,7 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, r roles) e
 		}, jobs.Handlers{
 			ProbeLogs:       &jobs.ProbeLogsHandler{Runner: runner, Source: hubDB},
 			UsageLogs:       &jobs.UsageLogsHandler{Runner: runner, Source: hubDB},
+			SessionRequest:  &jobs.SessionRequestHandler{Runner: runner, Source: hub.NewSessions(d.hubRdb, hubDB)},
 			Maintenance:     &jobs.Maintenance{Store: d.store, Objects: d.objects, Redis: d.rdb, Log: log, Now: time.Now, Registry: reg},
 			WebhookDelivery: hooks.handler(met),
 			DatabaseBackup:  &jobs.DatabaseBackupHandler{Runner: runner, DB: dbTools, Size: hubDB},
