@@ -124,9 +124,15 @@ func (u *backupBench) run(b *testing.B, c string) {
 // backup runs one database_backup on a fresh worker process and reports it.
 func (u *backupBench) backup(b *testing.B, where string) {
 	addr := benchAddr(b)
+	// Not b.TempDir(): a repeated case's name has a '#', which a file:// URL cannot hold.
+	dir, err := os.MkdirTemp("", "hubexport-bench-")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
 	env := map[string]string{
 		"DATABASE_URL": u.dsn, "REDIS_URL": u.redis.URL, "ADMIN_TOKEN": adminToken,
-		"HTTP_ADDR": addr, "PUBLIC_URL": "http://" + addr, "STORAGE_URL": "file://" + b.TempDir(),
+		"HTTP_ADDR": addr, "PUBLIC_URL": "http://" + addr, "STORAGE_URL": "file://" + dir,
 		"LOG_LEVEL": "warn", "WORKER_CONCURRENCY": "1",
 	}
 	if where == "s3" {
