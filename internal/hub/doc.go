@@ -5,7 +5,8 @@
 // per-request session snapshots a session_request export copies (hub-facts §4), checked against
 // message_request as CCH checks them.
 //
-// It owns the SQL against CCH's tables and the reads of CCH's Redis keys, nothing else. It only reads: it must never run DDL
-// or write to the hub's public schema (hubexport's own tables live in schema hubexport and
-// belong to another package), and it must never log or store a raw API key.
+// It owns the SQL against CCH's tables and the reads of CCH's Redis keys, nothing else. It only
+// reads: it must never run DDL or write to the hub's public schema (hubexport's own tables live
+// in schema hubexport and belong to another package), never write CCH's Redis keys, and it must
+// never log or store a raw API key.
 package hub
