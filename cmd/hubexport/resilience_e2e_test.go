@@ -11,7 +11,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
-	"github.com/jackc/pgx/v5"
 
 	"github.com/hubexport/hubexport/internal/testenv"
 )
@@ -23,39 +22,17 @@ func TestWorkerKilledMidJob(t *testing.T) {
 	s := newStack(t)
 	dir := strings.TrimPrefix(s.env["STORAGE_URL"], "file://")
 	probeFixture(s)
-	api := s.start("api")
-	_ = api
+	s.start("api")
 
 	// Hold the probe table so the worker's query blocks mid-job.
-	ctx := context.Background()
-	conn, err := pgx.Connect(ctx, s.dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(ctx)
-	tx, err := conn.Begin(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := tx.Exec(ctx, `LOCK TABLE provider_endpoint_probe_logs IN ACCESS EXCLUSIVE MODE`); err != nil {
-		t.Fatal(err)
-	}
+	release := s.holdTable("provider_endpoint_probe_logs")
 	j := s.create(adminToken, map[string]any{"type": "probe_logs", "params": map[string]any{"endpoint_id": 1}})
 	w1 := s.start("worker")
-	deadline := time.Now().Add(20 * time.Second)
-	for s.get(adminToken, j.ID).Status != "running" {
-		if time.Now().After(deadline) {
-			t.Fatalf("job never started:\n%s", w1.Logs())
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	s.waitStatus(j.ID, "running", w1)
 	w1.Kill()
-	if err := tx.Rollback(ctx); err != nil {
-		t.Fatal(err)
-	}
+	release()
 
-	w2 := s.start("worker")
-	_ = w2
+	s.start("worker")
 	// Asynq hands a dead worker's task out again once its 30 s lease has
 	// lapsed and its recoverer (every minute) has seen it.
 	got := s.wait(adminToken, j.ID, 3*time.Minute)
@@ -70,7 +47,7 @@ func TestWorkerKilledMidJob(t *testing.T) {
 		t.Fatalf("storage holds %v, want exactly the one artifact", files)
 	}
 	var n int
-	if err := s.pool().QueryRow(ctx, `SELECT count(*) FROM hubexport.jobs WHERE status = 'succeeded'`).Scan(&n); err != nil || n != 1 {
+	if err := s.pool().QueryRow(context.Background(), `SELECT count(*) FROM hubexport.jobs WHERE status = 'succeeded'`).Scan(&n); err != nil || n != 1 {
 		t.Fatalf("%d succeeded jobs (%v)", n, err)
 	}
 }
@@ -282,37 +259,32 @@ func TestShutdownHandsJobsBack(t *testing.T) {
 	s := newStack(t, withEnv("SHUTDOWN_TIMEOUT", "1s"))
 	probeFixture(s)
 	s.start("api")
-	ctx := context.Background()
-	conn, err := pgx.Connect(ctx, s.dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(ctx)
-	tx, err := conn.Begin(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := tx.Exec(ctx, `LOCK TABLE provider_endpoint_probe_logs IN ACCESS EXCLUSIVE MODE`); err != nil {
-		t.Fatal(err)
-	}
+	release := s.holdTable("provider_endpoint_probe_logs")
 	j := s.create(adminToken, map[string]any{"type": "probe_logs", "params": map[string]any{"endpoint_id": 1}})
 	w := s.start("worker")
-	deadline := time.Now().Add(20 * time.Second)
-	for s.get(adminToken, j.ID).Status != "running" {
-		if time.Now().After(deadline) {
-			t.Fatalf("job never started:\n%s", w.Logs())
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	s.waitStatus(j.ID, "running", w)
 	w.Stop(t)
 	got := s.get(adminToken, j.ID)
 	if got.Status != "queued" || got.Error == nil || got.Error.Code != "interrupted" {
 		t.Fatalf("job after SIGTERM: %s %+v", got.Status, got.Error)
 	}
-	_ = tx.Rollback(ctx)
+	release()
 	// Well under the minute a lapsed Asynq lease would take to recover.
 	s.start("worker")
 	if got = s.wait(adminToken, j.ID, 30*time.Second); got.Status != "succeeded" || got.Attempts != 2 {
 		t.Fatalf("job: %s after %d attempts", got.Status, got.Attempts)
+	}
+}
+
+// waitStatus polls job id until it reads status; p's logs help when it
+// never does.
+func (s *stack) waitStatus(id, status string, p *proc) {
+	s.t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for s.get(adminToken, id).Status != status {
+		if time.Now().After(deadline) {
+			s.t.Fatalf("job %s never became %s:\n%s", id, status, p.Logs())
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }
