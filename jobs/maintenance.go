@@ -16,8 +16,8 @@ import (
 
 // Maintenance task types (wire contracts: never rename).
 const (
-	// TypeCleanup deletes expired artifacts and the unfinished uploads of
-	// ended jobs.
+	// TypeCleanup deletes expired artifacts, the unfinished uploads of ended
+	// jobs and restore uploads never restored within UploadRetention.
 	TypeCleanup = "maintenance:cleanup"
 	// TypeSweep removes unfinished writes older than SweepAge, whoever left
 	// them (a crashed worker).
@@ -48,6 +48,10 @@ type Maintenance struct {
 	// Registry lays out each type's artifacts (where leftovers lie); nil
 	// assumes the default layout.
 	Registry *export.Registry
+	// UploadRetention is how long a restore upload (export.UploadsPrefix)
+	// is kept after it was written; a successful restore deletes it sooner.
+	// The app sets it to ARTIFACT_RETENTION. Zero keeps uploads forever.
+	UploadRetention time.Duration
 }
 
 // Cleanup handles TypeCleanup. When several schedulers enqueue the same
@@ -68,8 +72,10 @@ func (m *Maintenance) Cleanup(ctx context.Context, _ *asynq.Task) error {
 	return err
 }
 
-// RunCleanup deletes expired artifacts (their jobs then read expired) and
-// the unfinished uploads of ended jobs whose abort failed at the time.
+// RunCleanup deletes expired artifacts (their jobs then read expired), the
+// unfinished uploads of ended jobs whose abort failed at the time, and the
+// restore uploads older than UploadRetention. expired counts both the
+// expired artifacts and the expired uploads.
 func (m *Maintenance) RunCleanup(ctx context.Context) (expired, leftovers int, err error) {
 	for {
 		jobs, err := m.Store.ExpiredArtifacts(ctx, 100)
@@ -105,7 +111,30 @@ func (m *Maintenance) RunCleanup(ctx context.Context) (expired, leftovers int, e
 		}
 		leftovers += n
 	}
-	return expired, leftovers, nil
+	n, err := m.expireUploads(ctx)
+	expired += n
+	return expired, leftovers, err
+}
+
+// expireUploads deletes the committed restore uploads last written more than
+// UploadRetention ago, logging upload_expired for each.
+func (m *Maintenance) expireUploads(ctx context.Context) (int, error) {
+	if m.UploadRetention <= 0 {
+		return 0, nil
+	}
+	keys, err := m.Objects.ListOlder(ctx, export.UploadsPrefix, m.Now().Add(-m.UploadRetention))
+	if err != nil {
+		return 0, fmt.Errorf("jobs: list expired uploads: %w", err)
+	}
+	n := 0
+	for _, key := range keys {
+		if err := m.Objects.Delete(ctx, key); err != nil {
+			return n, fmt.Errorf("jobs: delete expired upload %s: %w", key, err)
+		}
+		m.Log.InfoContext(ctx, "upload_expired", "storage_key", key)
+		n++
+	}
+	return n, nil
 }
 
 // Sweep handles TypeSweep.

@@ -347,6 +347,56 @@ func (l *Local) Sweep(ctx context.Context, olderThan time.Time) (int, error) {
 	return n, nil
 }
 
+// ListOlder lists the committed objects whose key starts with prefix and whose file was last
+// modified before olderThan; temp files are skipped.
+func (l *Local) ListOlder(ctx context.Context, prefix string, olderThan time.Time) ([]string, error) {
+	if err := validPrefix(prefix); err != nil {
+		return nil, err
+	}
+	start := l.root
+	if i := strings.LastIndex(prefix, "/"); i >= 0 {
+		start = l.path(prefix[:i])
+	}
+	var keys []string
+	err := filepath.WalkDir(start, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			if isNotExist(err) {
+				return nil // removed under us, or the prefix's directory does not exist
+			}
+			return err
+		}
+		if d.IsDir() {
+			return ctx.Err()
+		}
+		if _, tmp := finalName(d.Name()); tmp || !d.Type().IsRegular() {
+			return nil
+		}
+		rel, err := filepath.Rel(l.root, p)
+		if err != nil {
+			return err
+		}
+		key := filepath.ToSlash(rel)
+		if !strings.HasPrefix(key, prefix) {
+			return nil
+		}
+		fi, err := d.Info()
+		if isNotExist(err) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if fi.ModTime().Before(olderThan) {
+			keys = append(keys, key)
+		}
+		return nil
+	})
+	if err != nil {
+		return keys, fmt.Errorf("storage: list older %q: %w", prefix, err)
+	}
+	return keys, nil
+}
+
 // removeTemps removes the temp files below start for which match (given the key the temp file
 // would become) is true.
 func (l *Local) removeTemps(ctx context.Context, start string, match func(key string, fi fs.FileInfo) bool) (int, error) {

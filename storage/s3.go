@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"strings"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -295,6 +296,37 @@ func (s *S3) Sweep(ctx context.Context, olderThan time.Time) (int, error) {
 		return n, fmt.Errorf("storage: s3 sweep: %w", err)
 	}
 	return n, nil
+}
+
+// ListOlder lists the committed objects whose key starts with prefix and that were last
+// modified before olderThan. Multipart uploads in progress are not objects yet, so they are
+// never listed.
+func (s *S3) ListOlder(ctx context.Context, prefix string, olderThan time.Time) ([]string, error) {
+	if err := validPrefix(prefix); err != nil {
+		return nil, err
+	}
+	base := s.objectKey("")
+	listPrefix := s.objectKey(prefix)
+	in := &s3.ListObjectsV2Input{Bucket: &s.bucket}
+	if listPrefix != "" {
+		in.Prefix = &listPrefix
+	}
+	var keys []string
+	pages := s3.NewListObjectsV2Paginator(s.client, in)
+	for pages.HasMorePages() {
+		page, err := pages.NextPage(ctx)
+		if err != nil {
+			return keys, fmt.Errorf("storage: s3 list older %q: %w", prefix, err)
+		}
+		for _, o := range page.Contents {
+			k := aws.ToString(o.Key)
+			if o.LastModified == nil || !o.LastModified.Before(olderThan) || !strings.HasPrefix(k, listPrefix) || len(k) <= len(base) {
+				continue
+			}
+			keys = append(keys, k[len(base):])
+		}
+	}
+	return keys, nil
 }
 
 // partSince reports whether upload u received a part at or after t.

@@ -213,8 +213,11 @@ func (fakeObjects) UploadURL(_ context.Context, key string, expires time.Time) (
 }
 func (fakeObjects) AbortPending(context.Context, string) (int, error) { return 0, nil }
 func (fakeObjects) Sweep(context.Context, time.Time) (int, error)     { return 0, nil }
-func (fakeObjects) Ping(context.Context) error                        { return nil }
-func (fakeObjects) String() string                                    { return "fake" }
+func (fakeObjects) ListOlder(context.Context, string, time.Time) ([]string, error) {
+	return nil, nil
+}
+func (fakeObjects) Ping(context.Context) error { return nil }
+func (fakeObjects) String() string             { return "fake" }
 
 // syncBuffer collects log lines written from handler goroutines.
 type syncBuffer struct {

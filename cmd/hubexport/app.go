@@ -188,7 +188,7 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, r roles) e
 			ProbeLogs:       &jobs.ProbeLogsHandler{Runner: runner, Source: hubDB},
 			UsageLogs:       &jobs.UsageLogsHandler{Runner: runner, Source: hubDB},
 			SessionRequest:  &jobs.SessionRequestHandler{Runner: runner, Source: hub.NewSessions(d.hubRdb, hubDB)},
-			Maintenance:     &jobs.Maintenance{Store: d.store, Objects: d.objects, Redis: d.rdb, Log: log, Now: time.Now, Registry: reg},
+			Maintenance:     &jobs.Maintenance{Store: d.store, Objects: d.objects, Redis: d.rdb, Log: log, Now: time.Now, Registry: reg, UploadRetention: cfg.ArtifactRetention},
 			WebhookDelivery: hooks.handler(met),
 			DatabaseBackup:  &jobs.DatabaseBackupHandler{Runner: runner, DB: dbTools, Size: hubDB},
 			DatabaseRestore: &jobs.DatabaseRestoreHandler{Runner: runner, DB: dbTools, Audit: d.store.Audit},

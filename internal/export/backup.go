@@ -115,8 +115,11 @@ var (
 // ValidUploadID reports whether id has the form CreateUpload gives.
 func ValidUploadID(id string) bool { return uploadIDPattern.MatchString(id) }
 
+// UploadsPrefix is the folder of the storage keys of restore uploads.
+const UploadsPrefix = "uploads/"
+
 // UploadKey is where the dump of upload id is stored.
-func UploadKey(id string) string { return "uploads/" + id + ".dump" }
+func UploadKey(id string) string { return UploadsPrefix + id + ".dump" }
 
 // ParseRestoreParams checks a database_restore request's params. checkURL,
 // if not nil, validates target_database_url the way the restore tools will

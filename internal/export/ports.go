@@ -31,6 +31,10 @@ type ObjectStore interface {
 	// Sweep removes unfinished writes started before olderThan: the leftovers
 	// of crashed workers.
 	Sweep(ctx context.Context, olderThan time.Time) (int, error)
+	// ListOlder returns the keys of the committed objects whose key starts
+	// with prefix and that were last modified before olderThan. Unfinished
+	// writes are not listed.
+	ListOlder(ctx context.Context, prefix string, olderThan time.Time) ([]string, error)
 	// Ping checks that the store is reachable (readiness).
 	Ping(ctx context.Context) error
 	// String names the store for logs, without secrets.

@@ -1,0 +1,56 @@
+package jobs
+
+import (
+	"bytes"
+	"context"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hubexport/hubexport/internal/export"
+)
+
+func TestRunCleanupExpiresOldUploads(t *testing.T) {
+	f := setup(t)
+	ctx := context.Background()
+	putObject := func(key string, age time.Duration) {
+		t.Helper()
+		up, err := f.objects.Create(ctx, key, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := up.Write([]byte("dump")); err != nil {
+			t.Fatal(err)
+		}
+		if err := up.Commit(ctx); err != nil {
+			t.Fatal(err)
+		}
+		old := time.Now().Add(-age)
+		if err := os.Chtimes(filepath.Join(f.dir, filepath.FromSlash(key)), old, old); err != nil {
+			t.Fatal(err)
+		}
+	}
+	oldKey := export.UploadKey("upl_00000000000000000000000000000001")
+	freshKey := export.UploadKey("upl_00000000000000000000000000000002")
+	putObject(oldKey, 48*time.Hour)
+	putObject(freshKey, time.Minute)
+
+	var logs bytes.Buffer
+	m := &Maintenance{Store: f.store, Objects: f.objects, Redis: f.rdb, Now: time.Now,
+		Log: slog.New(slog.NewTextHandler(&logs, nil)), UploadRetention: 24 * time.Hour}
+	if _, _, err := m.RunCleanup(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if ok, err := f.objects.Exists(ctx, oldKey); err != nil || ok {
+		t.Fatalf("old upload still there (%v, %v)", ok, err)
+	}
+	if ok, err := f.objects.Exists(ctx, freshKey); err != nil || !ok {
+		t.Fatalf("fresh upload deleted (%v, %v)", ok, err)
+	}
+	if !strings.Contains(logs.String(), "msg=upload_expired") || !strings.Contains(logs.String(), oldKey) {
+		t.Fatalf("no upload_expired log for %s:\n%s", oldKey, logs.String())
+	}
+}
