@@ -118,6 +118,9 @@ type DeliveryStore interface {
 	DueDeliveries(ctx context.Context, quiet time.Duration, limit int) ([]*export.WebhookDelivery, error)
 	// AbandonDelivery fails a send whose task Asynq gave up on.
 	AbandonDelivery(ctx context.Context, id string, send int) error
+	// JobsToNotify lists ended jobs not yet announced although they ended
+	// at least quiet ago.
+	JobsToNotify(ctx context.Context, quiet time.Duration, limit int) ([]*export.Job, error)
 }
 
 // DeliveryPump makes PostgreSQL's view of webhook deliveries win, as the
@@ -130,8 +133,12 @@ type DeliveryPump struct {
 	Inspector *asynq.Inspector
 	Log       *slog.Logger
 	Interval  time.Duration
-	// Quiet: deliveries due more recently than this are left to their task.
+	// Quiet: deliveries due more recently than this are left to their task,
+	// and jobs that ended more recently to their worker.
 	Quiet time.Duration
+	// Notify announces jobs whose worker died between ending them and
+	// announcing them; nil: none are re-driven.
+	Notify export.Notifier
 }
 
 // Run pumps every Interval until ctx ends.
@@ -152,6 +159,16 @@ func (p *DeliveryPump) Run(ctx context.Context) {
 
 // Once makes one pass and returns how many deliveries it queued.
 func (p *DeliveryPump) Once(ctx context.Context) (int, error) {
+	if p.Notify != nil {
+		ended, err := p.Store.JobsToNotify(ctx, p.Quiet, 100)
+		if err != nil {
+			return 0, err
+		}
+		for _, j := range ended {
+			p.Log.InfoContext(ctx, "job_announced_late", "job_id", j.ID, "status", j.Status)
+			p.Notify.JobEnded(ctx, j)
+		}
+	}
 	ds, err := p.Store.DueDeliveries(ctx, p.Quiet, 500)
 	if err != nil {
 		return 0, err

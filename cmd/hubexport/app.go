@@ -175,10 +175,11 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, r roles) e
 		if err != nil {
 			return err
 		}
+		notify := export.Notifiers{hooks.dispatcher, scheduleHook(queue, met, log)}
 		runner := &jobs.Runner{
 			Store: d.store, Objects: d.objects, Registry: reg, Redis: d.rdb, Log: log, Now: time.Now,
 			Retention: cfg.ArtifactRetention, LeaseTTL: cfg.JobLeaseTTL, ProgressEvery: 500 * time.Millisecond,
-			Notify:  export.Notifiers{hooks.dispatcher, scheduleHook(queue, met, log)},
+			Notify:  notify,
 			Metrics: met,
 		}
 		srv, mux := jobs.NewServer(d.rdb, jobs.WorkerConfig{
@@ -202,7 +203,7 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, r roles) e
 		wg.Add(1)
 		go func() { defer wg.Done(); rec.Run(recCtx) }()
 		pump := &jobs.DeliveryPump{Store: d.store, Queue: queue, Inspector: inspector, Log: log,
-			Interval: cfg.ReconcileInterval, Quiet: cfg.ReconcileInterval}
+			Interval: cfg.ReconcileInterval, Quiet: cfg.ReconcileInterval, Notify: notify}
 		wg.Add(1)
 		go func() { defer wg.Done(); pump.Run(recCtx) }()
 		stopping = append(stopping, func() {

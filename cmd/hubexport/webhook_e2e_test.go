@@ -762,3 +762,29 @@ func TestAuditListing(t *testing.T) {
 		}
 	}
 }
+
+// A worker that died between ending a job and recording its announcement:
+// the delivery pump announces the job once, later.
+func TestWebhookAnnouncesJobsAWorkerDidNot(t *testing.T) {
+	t.Parallel()
+	s := newStack(t, withPrivateWebhooks())
+	s.start("serve")
+	j := s.create(adminToken, map[string]any{"type": "probe_logs"})
+	if j = s.wait(adminToken, j.ID, 30*time.Second); j.Status != "succeeded" {
+		t.Fatalf("job %s", j.Status)
+	}
+	rcv := newHookReceiver(t)
+	h := s.createHook(adminToken, map[string]any{"url": rcv.url(), "events": []string{"export.succeeded"}})
+	rcv.trust(h.Secret)
+	// As PostgreSQL reads after a crash right after the job's final status.
+	s.exec(`UPDATE hubexport.jobs SET notify_pending = true, finished_at = now() - interval '1 minute' WHERE id = $1`, j.ID)
+	got := rcv.waitFor(1, 30*time.Second)
+	if got[0].event.Type != "export.succeeded" || got[0].event.Data.JobID != j.ID {
+		t.Fatalf("announcement %+v", got[0].event)
+	}
+	// Several pump passes later it has still been announced once.
+	time.Sleep(3 * time.Second)
+	if n := len(rcv.requests()); n != 1 {
+		t.Fatalf("job announced %d times", n)
+	}
+}

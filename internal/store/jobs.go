@@ -221,7 +221,7 @@ func (s *Store) Jobs(ctx context.Context, f export.JobFilter) (export.JobPage, e
 
 // CancelJob implements export.JobStore.
 func (s *Store) CancelJob(ctx context.Context, id string, e *export.JobError) (*export.Job, error) {
-	j, err := scanJob(s.pool.QueryRow(ctx, `UPDATE hubexport.jobs SET status = 'canceled', lease_token = NULL,
+	j, err := scanJob(s.pool.QueryRow(ctx, `UPDATE hubexport.jobs SET status = 'canceled', lease_token = NULL, notify_pending = true,
 		error_code = $2, error_message = $3, finished_at = now(), updated_at = now(),
 		needs_cleanup = needs_cleanup OR status = 'running'
 		WHERE id = $1 AND status IN ('queued', 'running') RETURNING `+jobColumns, id, e.Code, e.Message))
@@ -331,7 +331,7 @@ func (s *Store) Succeed(ctx context.Context, id, token, storageKey string, r exp
 	if !r.ExpiresAt.IsZero() {
 		expires = &r.ExpiresAt
 	}
-	return s.attemptUpdate(ctx, "mark succeeded", `UPDATE hubexport.jobs SET status = 'succeeded', result = $3,
+	return s.attemptUpdate(ctx, "mark succeeded", `UPDATE hubexport.jobs SET status = 'succeeded', notify_pending = true, result = $3,
 		storage_key = $4, expires_at = $5, progress_done = GREATEST(progress_done, $6), progress_note = '',
 		error_code = NULL, error_message = NULL, lease_token = NULL, finished_at = now(), updated_at = now()
 		WHERE id = $1 AND lease_token = $2 AND status = 'running'`, id, token, res, nullIfEmpty(storageKey), expires, r.Rows)
@@ -349,7 +349,7 @@ func (s *Store) Requeue(ctx context.Context, id, token string, e *export.JobErro
 // holds it (the reconciler's case). leftovers marks that an unfinished
 // upload may remain for maintenance to remove.
 func (s *Store) Fail(ctx context.Context, id, token string, e *export.JobError, leftovers bool) error {
-	return s.attemptUpdate(ctx, "mark failed", `UPDATE hubexport.jobs SET status = 'failed', lease_token = NULL,
+	return s.attemptUpdate(ctx, "mark failed", `UPDATE hubexport.jobs SET status = 'failed', lease_token = NULL, notify_pending = true,
 		error_code = $3, error_message = $4, progress_note = '', needs_cleanup = needs_cleanup OR $5,
 		finished_at = now(), updated_at = now()
 		WHERE id = $1 AND status IN ('queued', 'running') AND ($2 = '' OR lease_token = $2)`, id, token, e.Code, e.Message, leftovers)
@@ -428,4 +428,13 @@ func (s *Store) Setting(ctx context.Context, name, value string) (string, error)
 		}
 		return out, nil
 	}
+}
+
+// JobsToNotify lists ended jobs whose announcement has not been recorded
+// although they ended at least quiet ago: their process died between
+// ending them and recording the webhook deliveries.
+func (s *Store) JobsToNotify(ctx context.Context, quiet time.Duration, limit int) ([]*export.Job, error) {
+	return s.list(ctx, "jobs to notify", `SELECT `+jobColumns+` FROM hubexport.jobs
+		WHERE notify_pending AND finished_at < now() - make_interval(secs => $1)
+		ORDER BY finished_at LIMIT $2`, quiet.Seconds(), limit)
 }

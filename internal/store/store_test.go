@@ -234,3 +234,41 @@ func TestSettingIsSharedByEveryInstance(t *testing.T) {
 		}
 	}
 }
+
+// A job's end is announced once: the flag set with the final status is
+// cleared by the first transaction that records its deliveries.
+func TestJobAnnouncedOnce(t *testing.T) {
+	t.Parallel()
+	s, _ := setup(t)
+	ctx := context.Background()
+	j, _, err := s.CreateJob(ctx, newJob(3, ""), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.BeginAttempt(ctx, j.ID, "t"); err != nil {
+		t.Fatal(err)
+	}
+	if pending, err := s.JobsToNotify(ctx, 0, 10); err != nil || len(pending) != 0 {
+		t.Fatalf("a running job is pending announcement: %v %v", pending, err)
+	}
+	if err := s.Succeed(ctx, j.ID, "t", "k", export.Result{ExpiresAt: time.Now().Add(time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(10 * time.Millisecond)
+	pending, err := s.JobsToNotify(ctx, 0, 10)
+	if err != nil || len(pending) != 1 || pending[0].ID != j.ID {
+		t.Fatalf("ended job not pending announcement: %v %v", pending, err)
+	}
+	if pending, _ := s.JobsToNotify(ctx, time.Hour, 10); len(pending) != 0 {
+		t.Fatal("a job that just ended is left to its worker, not re-driven")
+	}
+	if created, err := s.CreateJobDeliveries(ctx, j.ID, nil); err != nil || !created {
+		t.Fatalf("first announcement: %v %v", created, err)
+	}
+	if created, err := s.CreateJobDeliveries(ctx, j.ID, nil); err != nil || created {
+		t.Fatalf("second announcement recorded: %v %v", created, err)
+	}
+	if pending, _ := s.JobsToNotify(ctx, 0, 10); len(pending) != 0 {
+		t.Fatalf("announced job still pending: %v", pending)
+	}
+}

@@ -221,6 +221,33 @@ func (s *Store) CreateDeliveries(ctx context.Context, ds []*export.WebhookDelive
 	return nil
 }
 
+// CreateJobDeliveries records the deliveries that announce job jobID's end
+// (none when no endpoint listens) and clears the job's notify_pending in
+// the same transaction. It returns false, recording nothing, when the job's
+// end was already announced.
+func (s *Store) CreateJobDeliveries(ctx context.Context, jobID string, ds []*export.WebhookDelivery) (bool, error) {
+	created := false
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		tag, err := tx.Exec(ctx, `UPDATE hubexport.jobs SET notify_pending = false WHERE id = $1 AND notify_pending`, jobID)
+		if err != nil || tag.RowsAffected() == 0 {
+			return err
+		}
+		for _, d := range ds {
+			if _, err := tx.Exec(ctx, `INSERT INTO hubexport.webhook_deliveries
+				(id, endpoint_id, event_type, payload, status, created_at, updated_at) VALUES ($1, $2, $3, $4, 'pending', $5, $5)`,
+				d.ID, d.EndpointID, d.EventType, []byte(d.Payload), d.CreatedAt); err != nil {
+				return err
+			}
+		}
+		created = true
+		return nil
+	})
+	if err != nil {
+		return false, fmt.Errorf("store: create deliveries of job %s: %w", jobID, err)
+	}
+	return created, nil
+}
+
 // WebhookDelivery returns delivery id (without its attempts).
 func (s *Store) WebhookDelivery(ctx context.Context, id string) (*export.WebhookDelivery, error) {
 	d, err := scanDelivery(s.pool.QueryRow(ctx, `SELECT `+deliveryColumns+` FROM hubexport.webhook_deliveries WHERE id = $1`, id))

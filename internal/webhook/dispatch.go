@@ -21,6 +21,9 @@ type Store interface {
 	DisableWebhook(ctx context.Context, id, reason string) error
 	// CreateDeliveries records pending deliveries, all or none.
 	CreateDeliveries(ctx context.Context, ds []*export.WebhookDelivery) error
+	// CreateJobDeliveries records the deliveries announcing job jobID's end
+	// and clears its notify_pending at once; false when already announced.
+	CreateJobDeliveries(ctx context.Context, jobID string, ds []*export.WebhookDelivery) (bool, error)
 	// ResendDelivery makes a delivery of endpointID pending again as a
 	// new send.
 	ResendDelivery(ctx context.Context, endpointID, id string) (*export.WebhookDelivery, error)
@@ -91,15 +94,41 @@ type Links struct {
 }
 
 // JobEnded implements export.Notifier: it emits the job's event to the
-// owner's endpoints and every admin endpoint.
+// owner's endpoints and every admin endpoint. The deliveries are recorded
+// in the transaction that clears the job's notify_pending, so a job is
+// announced once even when both its worker and the delivery pump (which
+// re-drives jobs whose worker died before this ran) call it.
 func (d *Dispatcher) JobEnded(ctx context.Context, j *export.Job) {
 	typ := export.EventFor(j.Status)
 	if typ == "" {
+		// Nothing to announce (the job has since expired): settle it.
+		if _, err := d.Store.CreateJobDeliveries(ctx, j.ID, nil); err != nil {
+			d.Log.ErrorContext(ctx, "webhook_emit_failed", "job_id", j.ID, "error", err)
+		}
 		return
 	}
-	if err := d.Emit(ctx, j.UserID, typ, d.jobData(j)); err != nil {
+	if err := d.jobEnded(ctx, j, typ); err != nil {
 		d.Log.ErrorContext(ctx, "webhook_emit_failed", "event_type", typ, "job_id", j.ID, "error", err)
 	}
+}
+
+func (d *Dispatcher) jobEnded(ctx context.Context, j *export.Job, typ string) error {
+	eps, err := d.Store.MatchWebhooks(ctx, j.UserID, typ)
+	if err != nil {
+		return err
+	}
+	ds, err := d.build(eps, typ, d.jobData(j))
+	if err != nil {
+		return err
+	}
+	created, err := d.Store.CreateJobDeliveries(ctx, j.ID, ds)
+	if err != nil || !created {
+		return err
+	}
+	for _, del := range ds {
+		d.enqueue(ctx, del)
+	}
+	return nil
 }
 
 func (d *Dispatcher) jobData(j *export.Job) JobData {
@@ -135,6 +164,24 @@ func (d *Dispatcher) Emit(ctx context.Context, owner int64, typ string, data any
 
 // deliver records one delivery of the event per endpoint, then queues them.
 func (d *Dispatcher) deliver(ctx context.Context, eps []*export.WebhookEndpoint, typ string, data any) ([]*export.WebhookDelivery, error) {
+	ds, err := d.build(eps, typ, data)
+	if err != nil {
+		return nil, err
+	}
+	if err := d.Store.CreateDeliveries(ctx, ds); err != nil {
+		return nil, err
+	}
+	for _, del := range ds {
+		d.enqueue(ctx, del)
+	}
+	return ds, nil
+}
+
+// build makes one pending delivery of the event per endpoint.
+func (d *Dispatcher) build(eps []*export.WebhookEndpoint, typ string, data any) ([]*export.WebhookDelivery, error) {
+	if len(eps) == 0 {
+		return nil, nil
+	}
 	now := d.Now().UTC()
 	body, err := json.Marshal(Event{Type: typ, Timestamp: now.Truncate(time.Millisecond), Data: data})
 	if err != nil {
@@ -144,12 +191,6 @@ func (d *Dispatcher) deliver(ctx context.Context, eps []*export.WebhookEndpoint,
 	for i, ep := range eps {
 		ds[i] = &export.WebhookDelivery{ID: d.NewID(), EndpointID: ep.ID, EventType: typ, Status: export.DeliveryPending,
 			Payload: body, Attempts: []export.WebhookAttempt{}, CreatedAt: now, UpdatedAt: now}
-	}
-	if err := d.Store.CreateDeliveries(ctx, ds); err != nil {
-		return nil, err
-	}
-	for _, del := range ds {
-		d.enqueue(ctx, del)
 	}
 	return ds, nil
 }
