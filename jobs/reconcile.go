@@ -32,11 +32,20 @@ type Reconciler struct {
 
 // Run reconciles every Interval until ctx ends.
 func (r *Reconciler) Run(ctx context.Context) {
-	t := time.NewTicker(r.Interval)
+	everyInterval(ctx, r.Interval, r.Log, "reconcile_failed", func(ctx context.Context) error {
+		_, err := r.Once(ctx)
+		return err
+	})
+}
+
+// everyInterval runs pass at once and then every interval until ctx ends,
+// logging a failed pass under event; the next pass tries again.
+func everyInterval(ctx context.Context, interval time.Duration, log *slog.Logger, event string, pass func(context.Context) error) {
+	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {
-		if _, err := r.Once(ctx); err != nil && ctx.Err() == nil {
-			r.Log.WarnContext(ctx, "reconcile_failed", "error", err)
+		if err := pass(ctx); err != nil && ctx.Err() == nil {
+			log.WarnContext(ctx, event, "error", err)
 		}
 		select {
 		case <-ctx.Done():

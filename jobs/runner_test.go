@@ -36,19 +36,20 @@ type fixture struct {
 	queue   *Client
 }
 
-func setup(t *testing.T) *fixture {
+// backends gives a test a migrated PostgreSQL database, its own Redis and
+// a local object store in a temporary folder.
+func backends(t *testing.T) (*pgxpool.Pool, *redis.Client, export.ObjectStore, string) {
 	t.Helper()
 	if testing.Short() {
 		t.Skip("needs PostgreSQL and Redis")
 	}
 	ctx := context.Background()
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	pool, err := pgxpool.New(ctx, testenv.Postgres(t))
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(pool.Close)
-	if err := store.Migrate(ctx, pool, log); err != nil {
+	if err := store.Migrate(ctx, pool, slog.New(slog.NewTextHandler(io.Discard, nil))); err != nil {
 		t.Fatal(err)
 	}
 	opts, err := redis.ParseURL(testenv.NewRedis(t).URL)
@@ -62,6 +63,13 @@ func setup(t *testing.T) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return pool, rdb, objects, dir
+}
+
+func setup(t *testing.T) *fixture {
+	t.Helper()
+	pool, rdb, objects, dir := backends(t)
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	f := &fixture{store: store.New(pool, time.Now), rdb: rdb, objects: objects, dir: dir}
 	f.runner = &Runner{Store: f.store, Objects: objects, Registry: export.NewRegistry(export.ProbeLogSpec()), Redis: rdb,
 		Log: log, Now: time.Now, Retention: time.Hour, LeaseTTL: 3 * time.Second, ProgressEvery: 10 * time.Millisecond}

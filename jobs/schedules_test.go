@@ -1,7 +1,6 @@
 package jobs
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -20,9 +19,7 @@ import (
 
 	"github.com/hubexport/hubexport/internal/export"
 	"github.com/hubexport/hubexport/internal/store"
-	"github.com/hubexport/hubexport/internal/testenv"
 	"github.com/hubexport/hubexport/internal/webhook"
-	"github.com/hubexport/hubexport/storage"
 )
 
 func TestParseCronIsAsynqsDialect(t *testing.T) {
@@ -96,30 +93,8 @@ func (f *scheduleFixture) clock() time.Time {
 
 func scheduleSetup(t *testing.T) *scheduleFixture {
 	t.Helper()
-	if testing.Short() {
-		t.Skip("needs PostgreSQL and Redis")
-	}
-	ctx := context.Background()
+	pool, rdb, objects, dir := backends(t)
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	pool, err := pgxpool.New(ctx, testenv.Postgres(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(pool.Close)
-	if err := store.Migrate(ctx, pool, log); err != nil {
-		t.Fatal(err)
-	}
-	opts, err := redis.ParseURL(testenv.NewRedis(t).URL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	rdb := redis.NewClient(opts)
-	t.Cleanup(func() { rdb.Close() })
-	dir := t.TempDir()
-	objects, err := storage.Open(ctx, storage.Config{URL: "file://" + dir, SigningKey: bytes.Repeat([]byte("k"), 32), PublicURL: "http://localhost"})
-	if err != nil {
-		t.Fatal(err)
-	}
 	f := &scheduleFixture{pool: pool, rdb: rdb, objects: objects, dir: dir, now: time.Now().UTC()}
 	f.store = store.New(pool, f.clock)
 	f.client = asynq.NewClientFromRedisClient(rdb)

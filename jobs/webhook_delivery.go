@@ -143,18 +143,10 @@ type DeliveryPump struct {
 
 // Run pumps every Interval until ctx ends.
 func (p *DeliveryPump) Run(ctx context.Context) {
-	t := time.NewTicker(p.Interval)
-	defer t.Stop()
-	for {
-		if _, err := p.Once(ctx); err != nil && ctx.Err() == nil {
-			p.Log.WarnContext(ctx, "webhook_pump_failed", "error", err)
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-	}
+	everyInterval(ctx, p.Interval, p.Log, "webhook_pump_failed", func(ctx context.Context) error {
+		_, err := p.Once(ctx)
+		return err
+	})
 }
 
 // Once makes one pass and returns how many deliveries it queued.
