@@ -194,7 +194,7 @@ func TestRetentionDeletesExactlyTheRightBackups(t *testing.T) {
 	}
 
 	f.runCheck(t, "") // every schedule
-	wantExpired := map[string]string{backups[3].ID: "max_age", backups[4].ID: "keep_last", backups[5].ID: "keep_last"}
+	wantExpired := map[string]string{backups[3].ID: "max_age", backups[4].ID: "not_kept", backups[5].ID: "not_kept"}
 	for _, b := range backups {
 		got, err := f.store.Job(ctx, b.ID)
 		if err != nil {
@@ -226,6 +226,63 @@ func TestRetentionDeletesExactlyTheRightBackups(t *testing.T) {
 	f.runCheck(t, sch.ID)
 	if page, _ := f.store.AuditEntries(ctx, export.AuditFilter{Action: "schedule.retention_delete", Limit: 50}); len(page.Entries) != 3 {
 		t.Fatalf("second pass deleted again: %d entries", len(page.Entries))
+	}
+}
+
+// Calendar retention in the schedule's zone: the dry run predicts exactly
+// what the check then deletes, and what it keeps survives with its file.
+func TestCalendarRetentionDeletesWhatTheDryRunShows(t *testing.T) {
+	t.Parallel()
+	f := scheduleSetup(t)
+	ctx := context.Background()
+	f.mu.Lock()
+	f.now = time.Date(2026, 1, 6, 4, 0, 0, 0, time.UTC) // 12:00 in Shanghai, a Tuesday
+	f.mu.Unlock()
+	sch := f.create(t, export.ScheduleInput{Name: ptr("shanghai"), Cron: ptr("0 3 * * *"), Timezone: ptr("Asia/Shanghai"),
+		Retention: &export.RetentionInput{KeepLast: ptr(1), KeepDaily: ptr(2), KeepWeekly: ptr(2)}})
+	sh, _ := time.LoadLocation("Asia/Shanghai")
+	at := func(s string) time.Duration {
+		ts, err := time.ParseInLocation("2006-01-02 15:04", s, sh)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return f.clock().Sub(ts)
+	}
+	// Shanghai times. Kept: the newest (6 Jan: daily, and weekly 2026-W02,
+	// which starts on Monday 5 Jan), 5 Jan 07:30 (the second daily) and
+	// 4 Jan 23:00 (a Sunday: the newest of 2026-W01, the second weekly).
+	times := []string{"2026-01-06 03:00", "2026-01-05 07:30", "2026-01-05 03:00", "2026-01-04 23:00", "2026-01-04 03:00", "2025-12-28 03:00"}
+	want := map[string]bool{times[0]: true, times[1]: true, times[3]: true}
+	ids := map[string]string{}
+	for _, ts := range times {
+		ids[f.succeeded(t, sch, at(ts)).ID] = ts
+	}
+
+	plan, err := f.schedules.PlanRetention(ctx, export.AdminToken(), sch.ID, func(string) string { return "" })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if plan.Kept != 3 || plan.Dropped != 3 || len(plan.Backups) != 6 {
+		t.Fatalf("plan kept %d dropped %d of %d", plan.Kept, plan.Dropped, len(plan.Backups))
+	}
+	for _, b := range plan.Backups {
+		if b.Keep != want[ids[b.JobID]] {
+			t.Errorf("plan: %s keep %v (%+v)", ids[b.JobID], b.Keep, b.KeptBy)
+		}
+	}
+	if _, err := f.schedules.PlanRetention(ctx, export.Principal{UserID: 7, KeyID: 9}, sch.ID, func(string) string { return "" }); err == nil {
+		t.Fatal("a user read the retention plan")
+	}
+
+	f.runCheck(t, sch.ID)
+	for _, b := range plan.Backups {
+		got, err := f.store.Job(ctx, b.JobID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if kept := got.Status == export.StatusSucceeded; kept != b.Keep || kept != f.fileExists(got.StorageKey) {
+			t.Errorf("%s: status %s, file there %v; the dry run said keep %v", ids[b.JobID], got.Status, f.fileExists(got.StorageKey), b.Keep)
+		}
 	}
 }
 

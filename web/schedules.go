@@ -15,6 +15,21 @@ func (h *handler) scheduleRoutes(api *gin.RouterGroup) {
 	api.GET("/schedules/:id", h.getSchedule)
 	api.PATCH("/schedules/:id", h.updateSchedule)
 	api.DELETE("/schedules/:id", h.deleteSchedule)
+	api.GET("/schedules/:id/retention", h.planRetention)
+}
+
+// planRetention is the retention dry run: which backups the schedule's
+// policy, with the query's fields changed, keeps and why. Nothing is
+// deleted.
+func (h *handler) planRetention(c *gin.Context) {
+	ctx := c.Request.Context()
+	p, _ := principalFrom(ctx)
+	plan, err := h.schedules.PlanRetention(ctx, p, c.Param("id"), c.Query)
+	if err != nil {
+		h.fail(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, plan)
 }
 
 func (h *handler) createSchedule(c *gin.Context) {

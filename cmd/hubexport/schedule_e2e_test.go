@@ -358,7 +358,19 @@ func TestScheduleBadInput(t *testing.T) {
 	if r := s.do("PATCH", "/api/v1/schedules/"+sc.ID, adminToken, map[string]any{"retention": map[string]any{"keep_last": 0}}); r.status != 400 {
 		t.Errorf("patch keep_last 0: %d", r.status)
 	}
-	for _, req := range [][2]string{{"GET", "/api/v1/schedules"}, {"GET", "/api/v1/schedules/" + sc.ID}, {"DELETE", "/api/v1/schedules/" + sc.ID}} {
+	for _, q := range []string{"keep_daily=-1", "keep_weekly=x", "keep_last=0", "max_age_days=99999"} {
+		r := s.do("GET", "/api/v1/schedules/"+sc.ID+"/retention?"+q, adminToken, nil)
+		field, _, _ := strings.Cut(q, "=")
+		if r.status != 400 || !strings.Contains(string(r.body), `"`+field+`"`) {
+			t.Errorf("retention dry run ?%s: %d %s, want a 400 naming %s", q, r.status, r.body, field)
+		}
+	}
+	if r := s.do("PATCH", "/api/v1/schedules/"+sc.ID, adminToken, map[string]any{"retention": map[string]any{"keep_monthly": -1}}); r.status != 400 ||
+		!strings.Contains(string(r.body), "retention.keep_monthly") {
+		t.Errorf("patch keep_monthly -1: %d %s", r.status, r.body)
+	}
+	for _, req := range [][2]string{{"GET", "/api/v1/schedules"}, {"GET", "/api/v1/schedules/" + sc.ID}, {"GET", "/api/v1/schedules/" + sc.ID + "/retention"},
+		{"DELETE", "/api/v1/schedules/" + sc.ID}} {
 		if r := s.do(req[0], req[1], seed.UserKey, nil); r.status != 403 {
 			t.Errorf("user %s %s: %d", req[0], req[1], r.status)
 		}
@@ -435,6 +447,31 @@ func TestScheduleRetentionOfRealBackups(t *testing.T) {
 	deleted, _ := s.audit("action=schedule.retention_delete&limit=200")
 	if len(deleted) != len(expired) {
 		t.Fatalf("%d retention deletions audited for %d expired backups", len(deleted), len(expired))
+	}
+	// The dry run shows the policy as applied, and what a stricter one
+	// would drop, deleting nothing.
+	type plan struct {
+		Kept, Dropped int
+		Backups       []struct {
+			JobID      string                          `json:"job_id"`
+			Keep       bool                            `json:"keep"`
+			DropReason string                          `json:"drop_reason"`
+			KeptBy     []struct{ Rule, Period string } `json:"kept_by"`
+		} `json:"backups"`
+	}
+	var now, stricter plan
+	s.do("GET", "/api/v1/schedules/"+sc.ID+"/retention", adminToken, nil).json(t, &now)
+	if now.Kept != 2 || now.Dropped != 0 {
+		t.Fatalf("dry run of the applied policy: %+v", now)
+	}
+	s.do("GET", "/api/v1/schedules/"+sc.ID+"/retention?keep_last=1", adminToken, nil).json(t, &stricter)
+	kept := map[string]bool{succeeded[0].ID: true, succeeded[1].ID: true}
+	if stricter.Kept != 1 || stricter.Dropped != 1 || len(stricter.Backups) != 2 || !kept[stricter.Backups[0].JobID] || !kept[stricter.Backups[1].JobID] ||
+		stricter.Backups[1].DropReason != "not_kept" || stricter.Backups[0].KeptBy[0].Rule != "newest" {
+		t.Fatalf("dry run with keep_last=1: %+v (succeeded %v)", stricter, succeeded)
+	}
+	if _, ok := done(); len(ok) != 2 {
+		t.Fatalf("the dry run deleted backups: %d left", len(ok))
 	}
 	var read struct {
 		LastSuccessAt *time.Time `json:"last_success_at"`

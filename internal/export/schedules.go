@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"sort"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -27,15 +26,6 @@ type CronSchedule interface {
 // @daily) whose fields read as wall-clock times in loc. Its errors are shown
 // to users.
 type CronParser func(spec string, loc *time.Location) (CronSchedule, error)
-
-// Retention is which of a schedule's successful backups are kept.
-type Retention struct {
-	// KeepLast keeps the newest KeepLast successful backups (at least 1).
-	KeepLast int `json:"keep_last"`
-	// MaxAgeDays drops successful backups older than that many days; 0
-	// means no age limit. The newest successful backup is always kept.
-	MaxAgeDays int `json:"max_age_days"`
-}
 
 // Schedule makes database_backup jobs on a cron schedule.
 type Schedule struct {
@@ -80,12 +70,6 @@ type ScheduleInput struct {
 	Retention *RetentionInput `json:"retention"`
 	Enabled   *bool           `json:"enabled"`
 	Address   string          `json:"-"`
-}
-
-// RetentionInput sets the retention fields it names.
-type RetentionInput struct {
-	KeepLast   *int `json:"keep_last"`
-	MaxAgeDays *int `json:"max_age_days"`
 }
 
 // ScheduleStore keeps schedules and their jobs (PostgreSQL).
@@ -149,8 +133,6 @@ const (
 	ScheduleIDPrefix = "sch_"
 	// DefaultKeepLast is keep_last when a new schedule does not say.
 	DefaultKeepLast = 7
-	maxKeepLast     = 10000
-	maxMaxAgeDays   = 36500
 	maxScheduleName = 100
 	// SchedulerActor is the audit trail's actor for what schedules do.
 	SchedulerActor = "scheduler"
@@ -323,18 +305,9 @@ func (s *Schedules) apply(sch *Schedule, in ScheduleInput) error {
 			return Invalid("mode", "must be \"full\", \"exclude_logs\" or \"ledger_only\", not %q", *in.Mode)
 		}
 	}
-	if r := in.Retention; r != nil {
-		if r.KeepLast != nil {
-			if *r.KeepLast < 1 || *r.KeepLast > maxKeepLast {
-				return Invalid("retention.keep_last", "must be from 1 to %d, not %d: the newest backup is always kept", maxKeepLast, *r.KeepLast)
-			}
-			sch.Retention.KeepLast = *r.KeepLast
-		}
-		if r.MaxAgeDays != nil {
-			if *r.MaxAgeDays < 0 || *r.MaxAgeDays > maxMaxAgeDays {
-				return Invalid("retention.max_age_days", "must be from 0 (no age limit) to %d, not %d", maxMaxAgeDays, *r.MaxAgeDays)
-			}
-			sch.Retention.MaxAgeDays = *r.MaxAgeDays
+	if in.Retention != nil {
+		if err := sch.Retention.apply(*in.Retention, "retention."); err != nil {
+			return err
 		}
 	}
 	if in.Enabled != nil {
@@ -579,47 +552,6 @@ func (s *Schedules) RunSlot(ctx context.Context, id string, slot *time.Time) (jo
 	return j, true, nil
 }
 
-// RetentionDrop is a backup the retention deletes, and why: "keep_last"
-// (older than the newest keep_last) or "max_age" (older than max_age_days).
-type RetentionDrop struct {
-	Job    *Job
-	Reason string
-}
-
-// backupTime is when a backup was made, for ordering and age.
-func backupTime(j *Job) time.Time {
-	if j.FinishedAt != nil {
-		return *j.FinishedAt
-	}
-	return j.CreatedAt
-}
-
-// RetentionDrops picks, from a schedule's successful backups, those r
-// deletes at now: all but the newest KeepLast, and those older than
-// MaxAgeDays, never the newest.
-func RetentionDrops(r Retention, backups []*Job, now time.Time) []RetentionDrop {
-	sorted := append([]*Job(nil), backups...)
-	sort.SliceStable(sorted, func(i, k int) bool {
-		ti, tk := backupTime(sorted[i]), backupTime(sorted[k])
-		if !ti.Equal(tk) {
-			return ti.After(tk)
-		}
-		return sorted[i].ID > sorted[k].ID
-	})
-	maxAge := time.Duration(r.MaxAgeDays) * 24 * time.Hour
-	var out []RetentionDrop
-	for i, j := range sorted {
-		switch {
-		case i == 0:
-		case i >= max(r.KeepLast, 1):
-			out = append(out, RetentionDrop{Job: j, Reason: "keep_last"})
-		case r.MaxAgeDays > 0 && now.Sub(backupTime(j)) > maxAge:
-			out = append(out, RetentionDrop{Job: j, Reason: "max_age"})
-		}
-	}
-	return out
-}
-
 // ApplyRetention deletes the files of sch's backups its retention drops
 // and marks their jobs expired, logging and auditing each. A failed
 // deletion stops the pass; the next one tries again.
@@ -628,8 +560,12 @@ func (s *Schedules) ApplyRetention(ctx context.Context, sch *Schedule) (int, err
 	if err != nil {
 		return 0, err
 	}
+	loc, err := LoadZone("timezone", sch.Timezone)
+	if err != nil {
+		return 0, err
+	}
 	dropped := 0
-	for _, d := range RetentionDrops(sch.Retention, backups, s.Now()) {
+	for _, d := range RetentionDrops(sch.Retention, backups, s.Now(), loc) {
 		if d.Job.StorageKey != "" {
 			if err := s.Objects.Delete(ctx, d.Job.StorageKey); err != nil {
 				return dropped, fmt.Errorf("export: delete backup %s of schedule %s: %w", d.Job.ID, sch.ID, err)
@@ -756,8 +692,11 @@ func scheduleAuditParams(in ScheduleInput) map[string]any {
 		if r.KeepLast != nil {
 			rp["keep_last"] = *r.KeepLast
 		}
-		if r.MaxAgeDays != nil {
-			rp["max_age_days"] = *r.MaxAgeDays
+		for name, n := range map[string]*int{"keep_hourly": r.KeepHourly, "keep_daily": r.KeepDaily,
+			"keep_weekly": r.KeepWeekly, "keep_monthly": r.KeepMonthly, "keep_yearly": r.KeepYearly, "max_age_days": r.MaxAgeDays} {
+			if n != nil {
+				rp[name] = *n
+			}
 		}
 		params["retention"] = rp
 	}

@@ -320,49 +320,6 @@ func TestLatestSlotOfADailySpecInItsZone(t *testing.T) {
 	}
 }
 
-func TestRetentionDrops(t *testing.T) {
-	t.Parallel()
-	now := time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)
-	// backups[i] finished i days ago.
-	backups := func(n int) []*Job {
-		var out []*Job
-		for i := n - 1; i >= 0; i-- { // oldest first: the order must not matter
-			f := now.Add(-time.Duration(i) * 24 * time.Hour)
-			out = append(out, &Job{ID: fmt.Sprintf("exp_%02d", n-i), FinishedAt: &f})
-		}
-		return out
-	}
-	cases := []struct {
-		name string
-		r    Retention
-		n    int
-		want string // days ago of the dropped backups, and why
-	}{
-		{"nothing to drop", Retention{KeepLast: 5}, 3, ""},
-		{"keep last 2", Retention{KeepLast: 2}, 5, "2:keep_last 3:keep_last 4:keep_last"},
-		{"keep last 1", Retention{KeepLast: 1}, 3, "1:keep_last 2:keep_last"},
-		{"max age 2 days", Retention{KeepLast: 10, MaxAgeDays: 2}, 5, "3:max_age 4:max_age"},
-		{"both", Retention{KeepLast: 3, MaxAgeDays: 1}, 5, "2:max_age 3:keep_last 4:keep_last"},
-		{"the newest stays however old", Retention{KeepLast: 3, MaxAgeDays: 1}, 1, ""},
-	}
-	for _, c := range cases {
-		t.Run(c.name, func(t *testing.T) {
-			bs := backups(c.n)
-			if c.name == "the newest stays however old" {
-				old := now.Add(-100 * 24 * time.Hour)
-				bs[0].FinishedAt = &old
-			}
-			var got []string
-			for _, d := range RetentionDrops(c.r, bs, now) {
-				got = append(got, fmt.Sprintf("%d:%s", int(now.Sub(*d.Job.FinishedAt).Hours()/24), d.Reason))
-			}
-			if strings.Join(got, " ") != c.want {
-				t.Fatalf("dropped %q, want %q", strings.Join(got, " "), c.want)
-			}
-		})
-	}
-}
-
 func TestRunSlotOncePerSlotAndOnlyWhileEnabled(t *testing.T) {
 	t.Parallel()
 	now := time.Date(2026, 1, 29, 10, 0, 0, 0, time.UTC)

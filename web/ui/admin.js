@@ -258,6 +258,8 @@ export function schedulesPage(section, { onUnauthorized }) {
   const mode = el('select', { id: 'sc-mode', name: 'mode' }, ...backupModes.map((m) => el('option', { value: m }, t('opt.mode.' + m))));
   const keepLast = input('retention.keep_last', { inputmode: 'numeric', value: '7' });
   const maxAge = input('retention.max_age_days', { inputmode: 'numeric', value: '0' });
+  const calendar = ['hourly', 'daily', 'weekly', 'monthly', 'yearly'];
+  const keepPeriod = Object.fromEntries(calendar.map((p) => [p, input('retention.keep_' + p, { inputmode: 'numeric', value: '0' })]));
   const enabled = el('input', { id: 'sc-enabled', name: 'enabled', type: 'checkbox', checked: true });
   const field = (key, control, hint) => el('div', { class: 'field', 'data-field': control.name },
     el('label', { for: control.id }, t(key)), control, hint ? el('small', {}, hint) : null, el('span', { class: 'field-error', hidden: true }));
@@ -272,6 +274,7 @@ export function schedulesPage(section, { onUnauthorized }) {
       field('field.timezone', tz),
       field('field.mode', mode),
       field('sc.keepLast', keepLast),
+      ...calendar.map((p) => field('sc.keep.' + p, keepPeriod[p], p === 'hourly' ? t('sc.keepPeriodHelp') : null)),
       field('sc.maxAgeDays', maxAge, t('sc.maxAgeHelp')),
       el('div', { class: 'field check', 'data-field': 'enabled' }, enabled, el('label', { for: 'sc-enabled' }, t('wh.enabled')))),
     el('div', { class: 'form-actions actions' }, submit, stopEditing),
@@ -290,6 +293,7 @@ export function schedulesPage(section, { onUnauthorized }) {
       mode.value = sch.mode;
       keepLast.value = String(sch.retention.keep_last);
       maxAge.value = String(sch.retention.max_age_days);
+      for (const p of calendar) keepPeriod[p].value = String(sch.retention['keep_' + p] || 0);
       enabled.checked = sch.enabled;
       form.scrollIntoView({ block: 'nearest' });
     }
@@ -325,7 +329,7 @@ export function schedulesPage(section, { onUnauthorized }) {
         el('span', { class: 'status ' + (sch.enabled ? 'status-succeeded' : 'status-canceled') }, sch.enabled ? t('wh.on') : t('wh.off')),
         sch.overdue_since ? el('span', { class: 'status status-failed' }, t('sc.overdue')) : null,
         el('code', { class: 'id' }, sch.id)),
-      el('p', { class: 'meta' }, `${sch.cron} (${sch.timezone}) · ${t('opt.mode.' + sch.mode)} · ${t('sc.retention', { n: r.keep_last })}${r.max_age_days ? ' · ' + t('sc.maxAge', { d: r.max_age_days }) : ''}`),
+      el('p', { class: 'meta' }, `${sch.cron} (${sch.timezone}) · ${t('opt.mode.' + sch.mode)} · ${t('sc.retention', { n: r.keep_last })}${calendar.filter((p) => r['keep_' + p]).map((p) => ' · ' + t('sc.keeps.' + p, { n: r['keep_' + p] })).join('')}${r.max_age_days ? ' · ' + t('sc.maxAge', { d: r.max_age_days }) : ''}`),
       el('p', { class: 'meta' }, when),
       sch.overdue_since ? el('p', { class: 'job-error' }, t('sc.overdueSince', { time: fmtTime(sch.overdue_since) })) : null,
       el('div', { class: 'actions' },
@@ -355,7 +359,11 @@ export function schedulesPage(section, { onUnauthorized }) {
       cron: cron.value.trim(),
       timezone: tz.value.trim(),
       mode: mode.value,
-      retention: { keep_last: int(keepLast.value), max_age_days: int(maxAge.value) },
+      retention: {
+        keep_last: int(keepLast.value),
+        ...Object.fromEntries(calendar.map((p) => ['keep_' + p, int(keepPeriod[p].value)])),
+        max_age_days: int(maxAge.value),
+      },
       enabled: enabled.checked,
     };
     try {
