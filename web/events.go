@@ -15,7 +15,10 @@ import (
 )
 
 // exportEvents streams the job as server-sent events: now, then each time
-// its JSON changes, until it has ended or the client goes away.
+// its JSON changes, until it has ended, the client goes away, or the
+// caller's credential stops being valid (checked every recheck interval;
+// the stream then ends with an "event: closed"). Streams are capped per
+// principal and in all, and every stream of a job shares one poll of it.
 func (h *handler) exportEvents(c *gin.Context) {
 	ctx := c.Request.Context()
 	p, _ := principalFrom(ctx)
@@ -25,6 +28,12 @@ func (h *handler) exportEvents(c *gin.Context) {
 		h.fail(c, err)
 		return
 	}
+	release, err := h.streams.enter(p.String())
+	if err != nil {
+		h.fail(c, err)
+		return
+	}
+	defer release()
 
 	hd := c.Writer.Header()
 	hd.Set("Content-Type", "text/event-stream")
@@ -36,65 +45,72 @@ func (h *handler) exportEvents(c *gin.Context) {
 	// ids keep increasing across reconnects.
 	seq, _ := strconv.ParseUint(c.GetHeader("Last-Event-ID"), 10, 64)
 	var last []byte
-	poll := time.NewTicker(h.poll)
-	defer poll.Stop()
-	keepAlive := time.NewTicker(h.keepAlive)
-	defer keepAlive.Stop()
-	pollFailing := false
-	for {
-		data, err := json.Marshal(job)
+	var lastAt time.Time
+	send := func(j *export.Job) bool {
+		if j.UpdatedAt.Before(lastAt) {
+			return true // an older read than the one sent already
+		}
+		data, err := json.Marshal(j)
 		if err != nil {
 			h.log.ErrorContext(ctx, "sse_encode_failed", "request_id", requestIDFrom(ctx), "job_id", id, "error", err)
+			return false
+		}
+		if bytes.Equal(data, last) {
+			return true
+		}
+		seq++
+		if _, err := fmt.Fprintf(c.Writer, "event: job\nid: %d\ndata: %s\n\n", seq, data); err != nil {
+			return false
+		}
+		c.Writer.Flush()
+		last, lastAt = data, j.UpdatedAt
+		return true
+	}
+	if !send(job) || job.Status.Ended() {
+		return
+	}
+
+	w, leave := h.watches.watch(id, job)
+	defer leave()
+	keepAlive := time.NewTicker(h.keepAlive)
+	defer keepAlive.Stop()
+	recheck := time.NewTicker(h.recheck)
+	defer recheck.Stop()
+	token := presentedToken(c.Request.Header)
+	for {
+		cur, gone, changed := w.current()
+		if gone {
 			return
 		}
-		if !bytes.Equal(data, last) {
-			seq++
-			if _, err := fmt.Fprintf(c.Writer, "event: job\nid: %d\ndata: %s\n\n", seq, data); err != nil {
+		shown, err := h.svc.Show(p, cur)
+		if err != nil {
+			return // no longer visible to this caller: nothing more to tell
+		}
+		if !send(shown) || shown.Status.Ended() {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-changed:
+		case <-keepAlive.C:
+			if _, err := c.Writer.WriteString(": keep-alive\n\n"); err != nil {
 				return
 			}
 			c.Writer.Flush()
-			last = data
-		}
-		if job.Status.Ended() {
-			return
-		}
-
-		if !waitForPoll(ctx.Done(), c.Writer, poll.C, keepAlive.C) {
-			return
-		}
-		next, err := h.svc.Get(ctx, p, id)
-		switch {
-		case err == nil:
-			job, pollFailing = next, false
-		case ctx.Err() != nil:
-			return
-		case errors.Is(err, export.ErrNotFound):
-			return // gone (or no longer visible): nothing more to tell
-		default:
-			// Keep the stream and try again at the next tick; log a failing
-			// dependency once per outage, not once per tick.
-			if !pollFailing {
-				h.log.WarnContext(ctx, "sse_poll_failed", "request_id", requestIDFrom(ctx), "job_id", id, "error", err)
+		case <-recheck.C:
+			np, err := h.auth.Authenticate(ctx, token)
+			switch {
+			case err == nil:
+				p = np
+			case errors.Is(err, export.ErrUnauthenticated):
+				fmt.Fprintf(c.Writer, "event: closed\ndata: %s\n\n",
+					`{"reason":"credential_invalid","message":"the API key is no longer valid (disabled, expired or deleted)"}`)
+				c.Writer.Flush()
+				return
+			default:
+				// The hub cannot be asked right now: keep the stream, ask again next time.
 			}
-			pollFailing = true
-		}
-	}
-}
-
-// waitForPoll sends keep-alive comments until the next poll tick. It
-// reports false when the client has gone.
-func waitForPoll(done <-chan struct{}, w gin.ResponseWriter, poll, keepAlive <-chan time.Time) bool {
-	for {
-		select {
-		case <-done:
-			return false
-		case <-poll:
-			return true
-		case <-keepAlive:
-			if _, err := w.WriteString(": keep-alive\n\n"); err != nil {
-				return false
-			}
-			w.Flush()
 		}
 	}
 }

@@ -59,6 +59,7 @@ type fakeStore struct {
 	jobs       map[string]*export.Job
 	audit      []export.AuditEntry
 	retryAfter time.Duration
+	reads      atomic.Int64 // calls of Job
 }
 
 var _ export.JobStore = (*fakeStore)(nil)
@@ -120,6 +121,7 @@ func (s *fakeStore) CreateJob(_ context.Context, j *export.Job, maxActive int) (
 }
 
 func (s *fakeStore) Job(_ context.Context, id string) (*export.Job, error) {
+	s.reads.Add(1)
 	switch id {
 	case panicJobID:
 		panic("fake store: corrupted row")

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -130,8 +131,17 @@ func (h *handler) authenticate(c *gin.Context) {
 		h.fail(c, export.ErrUnauthenticated)
 		return
 	}
+	addr := c.ClientIP()
+	if wait, blocked := h.failures.blocked(addr, time.Now()); blocked {
+		h.fail(c, &export.Error{Kind: export.KindTooMany, Code: "too_many_auth_failures", RetryAfter: wait,
+			Message: "too many failed authentications from this address (AUTH_FAILURES_PER_MINUTE); wait, then send a valid key"})
+		return
+	}
 	p, err := h.auth.Authenticate(c.Request.Context(), token)
 	if err != nil {
+		if errors.Is(err, export.ErrUnauthenticated) {
+			h.failures.failed(addr, time.Now())
+		}
 		h.fail(c, err)
 		return
 	}

@@ -31,7 +31,20 @@ type Options struct {
 	// authentication, like the health checks.
 	Metrics http.Handler
 	// PollInterval is how often an event stream re-reads its job; default 1s.
+	// However many streams follow a job, it is read once per interval.
 	PollInterval time.Duration
+	// StreamRecheck is how often an open event stream checks its caller's
+	// credential again (KEY_CACHE_TTL); default 30s.
+	StreamRecheck time.Duration
+	// StreamsPerPrincipal and StreamsMax cap the open event streams of one
+	// caller and of the whole process (0: no cap).
+	StreamsPerPrincipal, StreamsMax int
+	// DownloadWriteTimeout ends a download through Files whose client has
+	// not taken any bytes for that long (0: never).
+	DownloadWriteTimeout time.Duration
+	// AuthFailuresPerMinute limits the failed authentications one client
+	// address may make; over it, its requests get 429 (0: no limit).
+	AuthFailuresPerMinute int
 	// TrustedProxies lists the proxies (addresses or CIDRs) whose
 	// X-Forwarded-For / X-Real-IP headers are believed when recording a
 	// client's address. Empty trusts none.
@@ -61,6 +74,10 @@ type handler struct {
 	proxies   []string
 	poll      time.Duration
 	keepAlive time.Duration
+	recheck   time.Duration
+	streams   *streamGate
+	watches   *jobWatches
+	failures  *failureLimiter
 	webhooks  *export.Webhooks
 	audit     *export.AuditLog
 	schedules *export.Schedules
@@ -97,6 +114,16 @@ func newHandler(o Options) *handler {
 	}
 	if h.poll <= 0 {
 		h.poll = time.Second
+	}
+	h.recheck = o.StreamRecheck
+	if h.recheck <= 0 {
+		h.recheck = 30 * time.Second
+	}
+	h.streams = newStreamGate(o.StreamsPerPrincipal, o.StreamsMax)
+	h.watches = newJobWatches(h.svc.Load, h.poll, h.log)
+	h.failures = newFailureLimiter(o.AuthFailuresPerMinute)
+	if h.files != nil && o.DownloadWriteTimeout > 0 {
+		h.files = writeTimeout(h.files, o.DownloadWriteTimeout)
 	}
 	return h
 }

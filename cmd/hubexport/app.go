@@ -244,7 +244,7 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, r roles) e
 		}
 		opts := web.Options{
 			Service: svc,
-			Auth:    hub.NewAuthenticator(hubDB, cfg.AdminToken, cfg.KeyCacheTTL),
+			Auth:    hub.NewAuthenticator(hubDB, cfg.AdminToken, cfg.KeyCacheTTL).WithFailureTTL(cfg.AuthFailureCacheTTL),
 			Lookups: &export.Lookups{Dir: hubDB},
 			Log:     log,
 			Ready: map[string]func(context.Context) error{
@@ -253,10 +253,16 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, r roles) e
 				"storage":  d.objects.Ping,
 			},
 			TrustedProxies: cfg.TrustedProxies,
-			Webhooks:       hooks.api(),
-			Audit:          &export.AuditLog{Store: d.store},
-			Schedules:      schedules,
-			Metrics:        met.Handler(),
+			// An open stream re-checks its key as often as a cached key is re-read.
+			StreamRecheck:         max(cfg.KeyCacheTTL, time.Second),
+			StreamsPerPrincipal:   cfg.EventStreamsPerPrincipal,
+			StreamsMax:            cfg.EventStreamsMax,
+			DownloadWriteTimeout:  cfg.DownloadWriteTimeout,
+			AuthFailuresPerMinute: cfg.AuthFailuresPerMinute,
+			Webhooks:              hooks.api(),
+			Audit:                 &export.AuditLog{Store: d.store},
+			Schedules:             schedules,
+			Metrics:               met.Handler(),
 		}
 		if fs, ok := d.objects.(storage.FileServer); ok {
 			opts.Files = fs.Handler()

@@ -52,6 +52,16 @@ type Config struct {
 	RetryBaseDelay    time.Duration
 	RetryMaxDelay     time.Duration
 	TrustedProxies    []string
+
+	// Limits on what one caller can hold open or try (issue of an attack
+	// run): event streams per principal and in all, the stall after which a
+	// local download is dropped, and failed authentications.
+	EventStreamsPerPrincipal int
+	EventStreamsMax          int
+	DownloadWriteTimeout     time.Duration
+	AuthFailureCacheTTL      time.Duration
+	AuthFailuresPerMinute    int
+
 	// WebhookAllowPrivate lets webhooks reach loopback, private and
 	// link-local addresses (tests, closed networks).
 	WebhookAllowPrivate bool
@@ -125,6 +135,12 @@ func Load(lookup Lookup) (*Config, error) {
 		RetryBaseDelay:    r.duration("RETRY_BASE_DELAY", 10*time.Second),
 		RetryMaxDelay:     r.duration("RETRY_MAX_DELAY", 10*time.Minute),
 		TrustedProxies:    r.list("TRUSTED_PROXIES"),
+
+		EventStreamsPerPrincipal: r.integer("EVENT_STREAMS_PER_PRINCIPAL", 10, 0, 100_000),
+		EventStreamsMax:          r.integer("EVENT_STREAMS_MAX", 1000, 0, 1_000_000),
+		DownloadWriteTimeout:     r.duration("DOWNLOAD_WRITE_TIMEOUT", time.Minute),
+		AuthFailureCacheTTL:      r.duration("AUTH_FAILURE_CACHE_TTL", 10*time.Second),
+		AuthFailuresPerMinute:    r.integer("AUTH_FAILURES_PER_MINUTE", 30, 0, 1_000_000),
 
 		WebhookAllowPrivate: r.boolean("WEBHOOK_ALLOW_PRIVATE", false),
 
@@ -222,6 +238,11 @@ func (c *Config) LogAttrs() []any {
 		"download_link_ttl", c.DownloadLinkTTL.String(),
 		"max_active_jobs_per_principal", c.MaxActiveJobs,
 		"worker_concurrency", c.WorkerConcurrency,
+		"event_streams_per_principal", c.EventStreamsPerPrincipal,
+		"event_streams_max", c.EventStreamsMax,
+		"download_write_timeout", c.DownloadWriteTimeout.String(),
+		"auth_failure_cache_ttl", c.AuthFailureCacheTTL.String(),
+		"auth_failures_per_minute", c.AuthFailuresPerMinute,
 		"schedule_sync_interval", c.ScheduleSyncInterval.String(),
 		"schedule_allow_every", c.ScheduleAllowEvery,
 		"auto_migrate", c.AutoMigrate,

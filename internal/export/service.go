@@ -124,10 +124,22 @@ func requestHash(t Type, f Format, params json.RawMessage) string {
 
 // Get returns job id if p may see it.
 func (s *Service) Get(ctx context.Context, p Principal, id string) (*Job, error) {
-	j, err := s.Store.Job(ctx, id)
+	j, err := s.Load(ctx, id)
 	if err != nil {
 		return nil, err
 	}
+	return s.Show(p, j)
+}
+
+// Load reads job id with no visibility check, for one read shared by
+// callers that were each checked with Get (an event stream's poll); pass
+// what it returns through Show for each of them.
+func (s *Service) Load(ctx context.Context, id string) (*Job, error) {
+	return s.Store.Job(ctx, id)
+}
+
+// Show is what p sees of a loaded job: ErrNotFound if p may not see it.
+func (s *Service) Show(p Principal, j *Job) (*Job, error) {
 	if !p.CanSee(j) {
 		return nil, ErrNotFound
 	}

@@ -61,15 +61,18 @@ const maxCacheEntries = 10_000
 
 // Authenticator checks tokens: the admin token, else a CCH user API key. Successful key
 // lookups are cached for a short TTL, so a key disabled in the hub stops working within that
-// TTL; failures are never cached, so a key enabled in the hub works at once.
+// TTL. Failed lookups are cached only if WithFailureTTL says so (then a key enabled in the hub
+// works within that TTL, and a stream of bad tokens costs one query per token and TTL).
 type Authenticator struct {
 	db       *DB
 	admin    [sha256.Size]byte
 	hasAdmin bool
 	ttl      time.Duration
+	failTTL  time.Duration
 
 	mu         sync.Mutex
 	cache      map[[sha256.Size]byte]cacheEntry // keyed by SHA-256 of the token, never the token
+	failed     map[[sha256.Size]byte]time.Time  // token digest → when its failure is forgotten
 	maxEntries int
 	now        func() time.Time
 }
@@ -86,6 +89,7 @@ func NewAuthenticator(db *DB, adminToken string, cacheTTL time.Duration) *Authen
 		db:         db,
 		ttl:        cacheTTL,
 		cache:      make(map[[sha256.Size]byte]cacheEntry),
+		failed:     make(map[[sha256.Size]byte]time.Time),
 		maxEntries: maxCacheEntries,
 		now:        time.Now,
 	}
@@ -93,6 +97,13 @@ func NewAuthenticator(db *DB, adminToken string, cacheTTL time.Duration) *Authen
 		a.admin = sha256.Sum256([]byte(adminToken))
 		a.hasAdmin = true
 	}
+	return a
+}
+
+// WithFailureTTL makes a failed key lookup answer again without a query for ttl; 0 (the
+// default) never caches failures.
+func (a *Authenticator) WithFailureTTL(ttl time.Duration) *Authenticator {
+	a.failTTL = ttl
 	return a
 }
 
@@ -112,7 +123,13 @@ func (a *Authenticator) Authenticate(ctx context.Context, token string) (export.
 	if p, ok := a.cached(h); ok {
 		return p, nil
 	}
+	if a.knownBad(h) {
+		return export.Principal{}, export.ErrUnauthenticated
+	}
 	p, err := a.db.LookupKey(ctx, token)
+	if errors.Is(err, export.ErrUnauthenticated) {
+		a.rememberBad(h)
+	}
 	if err != nil {
 		return export.Principal{}, err
 	}
@@ -135,6 +152,40 @@ func (a *Authenticator) cached(h [sha256.Size]byte) (export.Principal, bool) {
 		return export.Principal{}, false
 	}
 	return e.p, true
+}
+
+func (a *Authenticator) knownBad(h [sha256.Size]byte) bool {
+	if a.failTTL <= 0 {
+		return false
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	until, ok := a.failed[h]
+	if ok && !a.now().Before(until) {
+		delete(a.failed, h)
+		return false
+	}
+	return ok
+}
+
+func (a *Authenticator) rememberBad(h [sha256.Size]byte) {
+	if a.failTTL <= 0 {
+		return
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	now := a.now()
+	if len(a.failed) >= a.maxEntries {
+		for k, until := range a.failed {
+			if !now.Before(until) {
+				delete(a.failed, k)
+			}
+		}
+		if len(a.failed) >= a.maxEntries {
+			clear(a.failed) // a flood of distinct bad tokens: start over rather than grow
+		}
+	}
+	a.failed[h] = now.Add(a.failTTL)
 }
 
 func (a *Authenticator) remember(h [sha256.Size]byte, p export.Principal) {

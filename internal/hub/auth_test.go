@@ -155,3 +155,28 @@ func TestAuthenticateCache(t *testing.T) {
 		t.Errorf("re-enabled key: %+v, %v", p, err)
 	}
 }
+
+// With a failure TTL, a bad token is looked up once per TTL: the second try is answered without
+// the database (here closed in between), and only until the TTL ends.
+func TestAuthenticateCachesFailures(t *testing.T) {
+	t.Parallel()
+	pool, db := setup(t)
+	const ttl = 300 * time.Millisecond
+	auth := hub.NewAuthenticator(db, "", time.Minute).WithFailureTTL(ttl)
+	ctx := t.Context()
+	if _, err := auth.Authenticate(ctx, seed.DisabledKey); !errors.Is(err, export.ErrUnauthenticated) {
+		t.Fatalf("disabled key: %v", err)
+	}
+	failedAt := time.Now()
+	pool.Close()
+	if _, err := auth.Authenticate(ctx, seed.DisabledKey); !errors.Is(err, export.ErrUnauthenticated) && time.Since(failedAt) < ttl {
+		t.Fatalf("the same bad key again within the TTL: %v, want ErrUnauthenticated with no query", err)
+	}
+	if _, err := auth.Authenticate(ctx, "sk-another-bad-key"); export.KindOf(err) != export.KindUnavailable {
+		t.Fatalf("another bad key: %v, want a lookup (KindUnavailable on the closed pool)", err)
+	}
+	time.Sleep(ttl - time.Since(failedAt) + 50*time.Millisecond)
+	if _, err := auth.Authenticate(ctx, seed.DisabledKey); export.KindOf(err) != export.KindUnavailable {
+		t.Fatalf("the bad key after the TTL: %v, want a lookup again", err)
+	}
+}
