@@ -105,7 +105,7 @@ func (s *fakeStore) CreateJob(_ context.Context, j *export.Job, maxActive int) (
 		if old.UserID != j.UserID {
 			continue
 		}
-		if j.IdempotencyKey != "" && old.IdempotencyKey == j.IdempotencyKey {
+		if j.IdempotencyKey != "" && old.KeyID == j.KeyID && old.IdempotencyKey == j.IdempotencyKey {
 			return clone(old), true, nil
 		}
 		if !old.Status.Ended() {

@@ -70,8 +70,9 @@ type JobPage struct {
 
 // JobStore keeps jobs and the audit trail (PostgreSQL).
 type JobStore interface {
-	// CreateJob inserts j unless the same owner already sent the same
-	// idempotency key (then it returns that job and replayed=true), and
+	// CreateJob inserts j unless the same token (owner and key) already
+	// sent the same idempotency key (then it returns that job and
+	// replayed=true), and
 	// fails with KindTooMany when the owner already has maxActive jobs
 	// queued or running. The check and the insert are atomic.
 	CreateJob(ctx context.Context, j *Job, maxActive int) (job *Job, replayed bool, err error)

@@ -104,12 +104,13 @@ func (s *Store) CreateJob(ctx context.Context, j *export.Job, maxActive int) (*e
 	)
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		// One owner's creates are serialised so the cap and the
-		// idempotency check cannot be raced past.
+		// idempotency check (per token: user and key) cannot be raced past.
 		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtextextended('hubexport:owner:' || $1::bigint::text, 0))`, j.UserID); err != nil {
 			return err
 		}
 		if j.IdempotencyKey != "" {
-			prev, err := scanJob(tx.QueryRow(ctx, `SELECT `+jobColumns+` FROM hubexport.jobs WHERE user_id = $1 AND idempotency_key = $2`, j.UserID, j.IdempotencyKey))
+			prev, err := scanJob(tx.QueryRow(ctx, `SELECT `+jobColumns+` FROM hubexport.jobs WHERE user_id = $1 AND key_id = $2 AND idempotency_key = $3`,
+				j.UserID, j.KeyID, j.IdempotencyKey))
 			if err == nil {
 				out, replayed = prev, true
 				return nil

@@ -3,14 +3,17 @@ package webhook
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/url"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 	"unicode/utf8"
 
@@ -94,20 +97,21 @@ func (d *Deliverer) Attempt(ctx context.Context, id string, send, retried int, l
 	code, retryAfter, sendErr := d.post(ctx, ep, del, now)
 	a.LatencyMS = d.Now().Sub(now).Milliseconds()
 	a.StatusCode = code
+	if sendErr != nil {
+		a.Error = sendErr.shown(ep.Admin)
+	}
 	status := export.DeliveryPending
 	switch {
 	case sendErr == nil:
 		status = export.DeliverySucceeded
 	case code == http.StatusGone:
 		status = export.DeliveryFailed
-		a.Error = sendErr.Error()
 		reason := "the receiver answered 410 Gone on " + now.UTC().Format(time.RFC3339)
 		if err := d.Store.DisableWebhook(bg, ep.ID, reason); err != nil {
 			return Outcome{}, err
 		}
 		log.WarnContext(ctx, "webhook_endpoint_disabled", "reason", "410 Gone")
 	default:
-		a.Error = sendErr.Error()
 		if last {
 			status = export.DeliveryFailed
 		}
@@ -129,24 +133,44 @@ func (d *Deliverer) Attempt(ctx context.Context, id string, send, retried int, l
 	case export.DeliverySucceeded:
 		log.InfoContext(ctx, "webhook_delivered", "status_code", code, "latency_ms", a.LatencyMS)
 	case export.DeliveryFailed:
-		log.WarnContext(ctx, "webhook_delivery_failed", "status_code", code, "latency_ms", a.LatencyMS, "error", a.Error)
+		log.WarnContext(ctx, "webhook_delivery_failed", "status_code", code, "latency_ms", a.LatencyMS, "error", sendErr.detail)
 	default:
-		log.InfoContext(ctx, "webhook_attempt_failed", "status_code", code, "latency_ms", a.LatencyMS, "error", a.Error,
+		log.InfoContext(ctx, "webhook_attempt_failed", "status_code", code, "latency_ms", a.LatencyMS, "error", sendErr.detail,
 			"retry_in_ms", out.RetryIn.Milliseconds())
 	}
 	return out, nil
 }
 
+// attemptError is a failed attempt described twice. public is a fixed
+// reason (the status code and its standard text, or the kind of transport
+// failure): it never carries what the receiver sent, so a delivery log
+// cannot be used to read services the sender can reach. detail adds the
+// receiver's status line and the start of its body, or the transport
+// error; it is logged, and shown on administrators' endpoints.
+type attemptError struct{ public, detail string }
+
+func (e *attemptError) Error() string { return e.detail }
+
+// shown is the text recorded in the delivery log.
+func (e *attemptError) shown(detail bool) string {
+	if detail {
+		return e.detail
+	}
+	return e.public
+}
+
+func ourError(msg string) *attemptError { return &attemptError{public: msg, detail: msg} }
+
 // post sends one signed request. It returns the status code (0 without an
 // answer), the receiver's Retry-After, and an error for anything but a 2xx.
-func (d *Deliverer) post(ctx context.Context, ep *export.WebhookEndpoint, del *export.WebhookDelivery, now time.Time) (int, time.Duration, error) {
+func (d *Deliverer) post(ctx context.Context, ep *export.WebhookEndpoint, del *export.WebhookDelivery, now time.Time) (int, time.Duration, *attemptError) {
 	sig, err := SignatureHeader(ep.SigningSecrets(now), del.ID, now, del.Payload)
 	if err != nil {
-		return 0, 0, err
+		return 0, 0, ourError(err.Error())
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, ep.URL, bytes.NewReader(del.Payload))
 	if err != nil {
-		return 0, 0, fmt.Errorf("bad endpoint URL: %v", err)
+		return 0, 0, ourError(fmt.Sprintf("bad endpoint URL: %v", err))
 	}
 	ua := d.UserAgent
 	if ua == "" {
@@ -168,31 +192,53 @@ func (d *Deliverer) post(ctx context.Context, ep *export.WebhookEndpoint, del *e
 	if resp.StatusCode >= 200 && resp.StatusCode < 300 {
 		return resp.StatusCode, 0, nil
 	}
-	msg := "the receiver answered " + resp.Status
+	public := fmt.Sprintf("the receiver answered %d %s", resp.StatusCode, http.StatusText(resp.StatusCode))
+	detail := "the receiver answered " + resp.Status
 	if resp.StatusCode >= 300 && resp.StatusCode < 400 {
-		msg += " (redirects are not followed; use the final URL)"
+		const hint = " (redirects are not followed; use the final URL)"
+		public += hint
+		detail += hint
 	}
 	if s := snippet(head); s != "" {
-		msg += ": " + s
+		detail += ": " + s
 	}
-	return resp.StatusCode, parseRetryAfter(resp.Header.Get("Retry-After"), now), errors.New(msg)
+	return resp.StatusCode, parseRetryAfter(resp.Header.Get("Retry-After"), now), &attemptError{public: public, detail: detail}
 }
 
-// transportError describes a failed request without its URL, which may
-// carry a token.
-func transportError(err error) error {
+// transportError describes a request that got no HTTP answer, without its
+// URL, which may carry a token.
+func transportError(err error) *attemptError {
 	var ue *url.Error
 	if errors.As(err, &ue) {
 		if ue.Timeout() {
-			return fmt.Errorf("no answer within %s", RequestTimeout)
+			return ourError(fmt.Sprintf("no answer within %s", RequestTimeout))
 		}
 		err = ue.Err
 	}
-	var re *RefusedError
-	if errors.As(err, &re) {
-		return re
+	var (
+		re      *RefusedError
+		dnsErr  *net.DNSError
+		opErr   *net.OpError
+		recErr  tls.RecordHeaderError
+		alert   tls.AlertError
+		certErr *tls.CertificateVerificationError
+	)
+	public := "no valid HTTP answer"
+	switch {
+	case errors.As(err, &re):
+		public = "refused: the host is a " + re.Reason + " address; deliveries to private networks are refused unless WEBHOOK_ALLOW_PRIVATE=true"
+	case errors.As(err, &dnsErr):
+		public = "the host could not be resolved"
+	case errors.Is(err, syscall.ECONNREFUSED):
+		public = "connection refused"
+	case errors.As(err, &recErr), errors.As(err, &alert), errors.As(err, &certErr):
+		public = "the TLS handshake failed"
+	case errors.As(err, &opErr) && opErr.Op == "dial":
+		public = "could not connect"
+	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, syscall.ECONNRESET):
+		public = "the connection was closed before an answer"
 	}
-	return err
+	return &attemptError{public: public, detail: err.Error()}
 }
 
 // snippet is the start of a response body, printable and on one line.

@@ -14,7 +14,8 @@ import (
 
 // Guard keeps webhook requests out of private networks (server-side
 // request forgery): loopback, private, link-local, unique-local, shared
-// (CGNAT) and cloud-metadata addresses are refused unless AllowPrivate.
+// (CGNAT) and cloud-metadata addresses, and IPv6 addresses embedding one,
+// are refused unless AllowPrivate.
 type Guard struct {
 	AllowPrivate bool
 	// Resolver resolves hosts for CheckURL; nil means net.DefaultResolver.
@@ -56,7 +57,6 @@ var blocked = func() []blockedRange {
 		{"240.0.0.0/4", "reserved"},
 		{"::/128", "unspecified"},
 		{"::1/128", "loopback"},
-		{"64:ff9b:1::/48", "private"},
 		{"100::/64", "reserved"},
 		{"fc00::/7", "unique-local"},
 		{"fe80::/10", "link-local"},
@@ -68,23 +68,52 @@ var blocked = func() []blockedRange {
 	return out
 }()
 
+// Prefixes of IPv6 addresses that carry an IPv4 address, which is where
+// packets sent to them end up.
 var (
-	nat64     = netip.MustParsePrefix("64:ff9b::/96")
-	sixToFour = netip.MustParsePrefix("2002::/16")
+	ipv4Compatible = netip.MustParsePrefix("::/96")           // ::a.b.c.d (deprecated)
+	siit           = netip.MustParsePrefix("::ffff:0:0:0/96") // ::ffff:0:a.b.c.d
+	teredo         = netip.MustParsePrefix("2001::/32")       // client IPv4 inverted in the last 32 bits
+	sixToFour      = netip.MustParsePrefix("2002::/16")       // IPv4 in bits 16-47
+	nat64          = netip.MustParsePrefix("64:ff9b::/96")    // IPv4 in the last 32 bits
+	nat64Local     = netip.MustParsePrefix("64:ff9b:1::/48")  // operator-routed; IPv4 in the last 32 bits when /96
+	unspecified6   = netip.IPv6Unspecified()
+	loopback6      = netip.IPv6Loopback()
 )
+
+// embeddedIPv4 returns the IPv4 address an IPv6 address carries, and
+// false when it carries none. IPv4-mapped addresses are already unmapped.
+func embeddedIPv4(a netip.Addr) (netip.Addr, bool) {
+	if !a.Is6() || a == unspecified6 || a == loopback6 {
+		return netip.Addr{}, false
+	}
+	b := a.As16()
+	switch {
+	case ipv4Compatible.Contains(a), siit.Contains(a), nat64.Contains(a), nat64Local.Contains(a):
+		return netip.AddrFrom4([4]byte(b[12:16])), true
+	case sixToFour.Contains(a):
+		return netip.AddrFrom4([4]byte(b[2:6])), true
+	case teredo.Contains(a):
+		return netip.AddrFrom4([4]byte{^b[12], ^b[13], ^b[14], ^b[15]}), true
+	}
+	return netip.Addr{}, false
+}
 
 // Blocked returns why a is refused ("loopback", "private", ...), or "" when
 // it is a public address.
 func Blocked(a netip.Addr) string {
 	a = a.WithZone("").Unmap()
-	// Addresses that embed an IPv4 address are judged by it.
-	switch {
-	case nat64.Contains(a):
-		b := a.As16()
-		return Blocked(netip.AddrFrom4([4]byte(b[12:16])))
-	case sixToFour.Contains(a):
-		b := a.As16()
-		return Blocked(netip.AddrFrom4([4]byte(b[2:6])))
+	// An address that embeds an IPv4 address is judged by it.
+	if v4, ok := embeddedIPv4(a); ok {
+		if reason := Blocked(v4); reason != "" {
+			return reason
+		}
+		// The local-use NAT64 prefix is routed inside the operator's
+		// network, wherever the IPv4 part points.
+		if nat64Local.Contains(a) {
+			return "local-use NAT64"
+		}
+		return ""
 	}
 	for _, r := range blocked {
 		if r.prefix.Contains(a) {

@@ -38,6 +38,38 @@ func TestBlocked(t *testing.T) {
 		{"64:ff9b::7f00:1", "loopback"}, // NAT64 of 127.0.0.1
 		{"2002:a00:1::1", "private"},    // 6to4 of 10.0.0.1
 		{"64:ff9b::808:808", ""},        // NAT64 of 8.8.8.8
+		// IPv4-compatible (::a.b.c.d): judged by the IPv4 address.
+		{"::127.0.0.1", "loopback"},
+		{"::a9fe:a9fe", "cloud metadata"},
+		{"::10.0.0.1", "private"},
+		{"::8.8.8.8", ""},
+		// IPv4-mapped.
+		{"::ffff:10.0.0.1", "private"},
+		{"::ffff:a9fe:a9fe", "cloud metadata"},
+		{"::ffff:8.8.8.8", ""},
+		// SIIT IPv4-translated (::ffff:0:a.b.c.d).
+		{"::ffff:0:127.0.0.1", "loopback"},
+		{"::ffff:0:a9fe:a9fe", "cloud metadata"},
+		{"::ffff:0:192.168.0.1", "private"},
+		{"::ffff:0:8.8.8.8", ""},
+		// Teredo: the client's IPv4 address is the last 32 bits inverted.
+		{"2001:0:4136:e378:8000:63bf:80ff:fffe", "loopback"}, // client 127.0.0.1
+		{"2001:0:4136:e378:8000:63bf:f5ff:fffe", "private"},  // client 10.0.0.1
+		{"2001:0:4136:e378:8000:63bf:5601:5601", "cloud metadata"},
+		{"2001:0:4136:e378:8000:63bf:f7f7:f7f7", ""}, // client 8.8.8.8
+		// 6to4: the IPv4 address follows 2002::/16.
+		{"2002:7f00:1::1", "loopback"},
+		{"2002:a9fe:a9fe::", "cloud metadata"},
+		{"2002:c0a8:101::1", "private"},
+		{"2002:808:808::1", ""},
+		// NAT64, well-known prefix (64:ff9b::/96).
+		{"64:ff9b::10.0.0.1", "private"},
+		{"64:ff9b::169.254.169.254", "cloud metadata"},
+		// NAT64, local-use prefix (64:ff9b:1::/48): a private IPv4 address
+		// is named; any other is refused, the prefix being local.
+		{"64:ff9b:1::127.0.0.1", "loopback"},
+		{"64:ff9b:1::a9fe:a9fe", "cloud metadata"},
+		{"64:ff9b:1::808:808", "local-use NAT64"},
 		{"8.8.8.8", ""},
 		{"172.32.0.1", ""},
 		{"100.128.0.1", ""},
