@@ -51,10 +51,12 @@ func NewServer(rdb redis.UniversalClient, cfg WorkerConfig, h Handlers, log *slo
 			QueueWebhooks:    5,
 		},
 		ShutdownTimeout: cfg.ShutdownTimeout,
-		// A lease held by a live attempt is not the job's failure: it must
-		// not use up the job's retries.
+		// A lease held by a live attempt, a lease lost and a crashed
+		// worker's expired lease are not the job's failures. The job's
+		// retries are counted in PostgreSQL anyway (failureBudgets); this
+		// keeps Asynq's own count from ever exhausting a job.
 		IsFailure: func(err error) bool {
-			return !errors.Is(err, errLeaseHeld)
+			return !errors.Is(err, errLeaseHeld) && !errors.Is(err, errLeaseLost) && !errors.Is(err, asynq.ErrLeaseExpired)
 		},
 		// RetryDelayFunc is server-wide: webhook deliveries keep their own
 		// schedule.
@@ -62,7 +64,7 @@ func NewServer(rdb redis.UniversalClient, cfg WorkerConfig, h Handlers, log *slo
 			if t != nil && t.Type() == TypeWebhookDelivery {
 				return webhookRetryDelay(n, err)
 			}
-			if errors.Is(err, errLeaseHeld) || errors.Is(err, errLeaseLost) {
+			if errors.Is(err, errLeaseHeld) || errors.Is(err, errLeaseLost) || errors.Is(err, asynq.ErrLeaseExpired) {
 				return cfg.RetryBase
 			}
 			d := cfg.RetryBase << min(n, 20)
