@@ -75,6 +75,10 @@ type Backup struct {
 	// often a held lock is renewed (and a lost one noticed).
 	LockWait  time.Duration
 	LockRenew time.Duration
+	// Concurrency is how many backups and restores one worker process runs
+	// at once, in slots of their own: a backup waiting for the lock never
+	// holds a slot exports and webhook deliveries need.
+	Concurrency int
 }
 
 // S3 is the S3-compatible storage's settings.
@@ -140,6 +144,7 @@ func Load(lookup Lookup) (*Config, error) {
 		PgRestorePath: r.str("PG_RESTORE_PATH", ""),
 		LockWait:      r.duration("BACKUP_LOCK_WAIT", 15*time.Minute),
 		LockRenew:     r.duration("BACKUP_LOCK_RENEW_INTERVAL", time.Minute),
+		Concurrency:   r.integer("BACKUP_CONCURRENCY", 1, 1, 64),
 	}
 	if tz := r.str("BACKUP_TIMEZONE", ""); tz != "" {
 		loc, err := time.LoadLocation(tz)
@@ -222,6 +227,7 @@ func (c *Config) LogAttrs() []any {
 		"download_link_ttl", c.DownloadLinkTTL.String(),
 		"max_active_jobs_per_principal", c.MaxActiveJobs,
 		"worker_concurrency", c.WorkerConcurrency,
+		"backup_concurrency", c.Backup.Concurrency,
 		"schedule_sync_interval", c.ScheduleSyncInterval.String(),
 		"schedule_allow_every", c.ScheduleAllowEvery,
 		"auto_migrate", c.AutoMigrate,
