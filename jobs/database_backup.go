@@ -24,9 +24,10 @@ const TypeDatabaseBackup = "export:database_backup"
 const databaseBackupQueue = QueueBackups
 
 // NewDatabaseBackupTask builds the task of database_backup job jobID. A
-// backup is retried twice at most: each try dumps the whole database again.
+// backup that fails is retried twice at most (failureBudgets): each try
+// dumps the whole database again.
 func NewDatabaseBackupTask(jobID string) *asynq.Task {
-	return newJobTask(TypeDatabaseBackup, jobID, asynq.Queue(databaseBackupQueue), asynq.MaxRetry(2), asynq.Timeout(6*time.Hour))
+	return newJobTask(TypeDatabaseBackup, jobID, asynq.Queue(databaseBackupQueue), asynq.MaxRetry(jobTaskMaxRetry), asynq.Timeout(6*time.Hour))
 }
 
 // DatabaseSizer estimates the hub database's size (internal/hub).

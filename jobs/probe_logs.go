@@ -21,7 +21,7 @@ const probeLogsQueue = QueueExports
 // NewProbeLogsTask builds the task of probe_logs job jobID. Probe logs are
 // small (at most 100,000 lines), so a short timeout suffices.
 func NewProbeLogsTask(jobID string) *asynq.Task {
-	return newJobTask(TypeProbeLogs, jobID, asynq.Queue(probeLogsQueue), asynq.MaxRetry(5), asynq.Timeout(10*time.Minute))
+	return newJobTask(TypeProbeLogs, jobID, asynq.Queue(probeLogsQueue), asynq.MaxRetry(jobTaskMaxRetry), asynq.Timeout(10*time.Minute))
 }
 
 // ProbeLogSource reads CCH's endpoint probe logs (internal/hub).

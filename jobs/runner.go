@@ -158,15 +158,41 @@ func (r *Runner) RunWork(ctx context.Context, t *asynq.Task, w Work) error {
 	case err != nil:
 		return err
 	}
-	spec, ok := r.Registry.Spec(job.Type)
-	if !ok {
-		e := &export.JobError{Code: "unsupported_type", Message: fmt.Sprintf("this worker cannot run %s exports; upgrade it", job.Type)}
-		if r.Store.Fail(ctx, jobID, token, e, false) == nil {
+	// An attempt that returns records how it ended; one whose process dies
+	// here never does, which is how the next attempt knows it crashed.
+	outcome := outcomeInterrupted
+	defer func() {
+		if err := r.Store.EndAttempt(context.WithoutCancel(ctx), jobID, token, outcome); err != nil {
+			log.WarnContext(ctx, "job_attempt_end_record_failed", "error", err)
+		}
+	}()
+	failFast := func(e *export.JobError, leftovers bool) error {
+		outcome = outcomeFailed
+		if r.Store.Fail(context.WithoutCancel(ctx), jobID, token, e, leftovers) == nil {
 			r.notifyEnded(ctx, jobID)
 		}
 		r.metrics().JobEnded(string(job.Type), string(export.StatusFailed), 0, 0, 0)
+		log.WarnContext(ctx, "job_failed", "code", e.Code)
 		return fmt.Errorf("jobs: %s: %w", e.Message, asynq.SkipRetry)
 	}
+	spec, ok := r.Registry.Spec(job.Type)
+	if !ok {
+		return failFast(&export.JobError{Code: "unsupported_type", Message: fmt.Sprintf("this worker cannot run %s exports; upgrade it", job.Type)}, false)
+	}
+	failedBefore, crashed, err := r.Store.AttemptHistory(ctx, jobID, token)
+	if err != nil {
+		log.WarnContext(ctx, "job_attempt_history_failed", "error", err)
+		failedBefore, crashed = retried, 0
+	}
+	if crashed > 0 {
+		log.WarnContext(ctx, "job_attempts_crashed", "crashed_in_a_row", crashed)
+	}
+	if crashed >= PoisonCrashes {
+		return failFast(&export.JobError{Code: "poison_job", Message: fmt.Sprintf(
+			"the worker process died (killed, out of memory or crashed) during each of the last %d attempts of this job, so it is not tried again; "+
+				"check the worker's logs and memory limit, then create the export again", crashed)}, true)
+	}
+	budget := failureBudget(t.Type(), maxRetry)
 	log = log.With("job_type", job.Type, "attempt", job.Attempts)
 	log.InfoContext(ctx, "job_started")
 	started := r.Now()
@@ -213,6 +239,7 @@ func (r *Runner) RunWork(ctx context.Context, t *asynq.Task, w Work) error {
 	if uploadErr == nil {
 		err := r.Store.Succeed(ctx, jobID, token, key, res)
 		if err == nil {
+			outcome = outcomeSucceeded
 			took := r.Now().Sub(started)
 			log.InfoContext(ctx, "job_succeeded", "rows", res.Rows, "size_bytes", res.SizeBytes,
 				"duration_ms", took.Milliseconds())
@@ -232,7 +259,7 @@ func (r *Runner) RunWork(ctx context.Context, t *asynq.Task, w Work) error {
 			}
 		}
 	}
-	return r.failed(ctx, runCtx, log, job, token, uploadErr, retried, maxRetry, started)
+	return r.failed(ctx, runCtx, log, job, token, uploadErr, failedBefore, budget, started, &outcome)
 }
 
 // keep renews the job lease and checks that the attempt still owns the job,
@@ -342,7 +369,9 @@ func (r *Runner) verify(ctx context.Context, log *slog.Logger, job *export.Job, 
 }
 
 // failed decides what an attempt's error means for the job and for Asynq.
-func (r *Runner) failed(ctx, runCtx context.Context, log *slog.Logger, job *export.Job, token string, err error, retried, maxRetry int, started time.Time) error {
+// failedBefore earlier attempts failed on their own, out of budget allowed
+// retries; outcome is set to outcomeFailed when this one did too.
+func (r *Runner) failed(ctx, runCtx context.Context, log *slog.Logger, job *export.Job, token string, err error, failedBefore, budget int, started time.Time, outcome *string) error {
 	bg := context.WithoutCancel(ctx)
 	ended := func(s export.Status) { r.metrics().JobEnded(string(job.Type), string(s), r.Now().Sub(started), 0, 0) }
 	cause := context.Cause(runCtx)
@@ -374,8 +403,9 @@ func (r *Runner) failed(ctx, runCtx context.Context, log *slog.Logger, job *expo
 		return ctx.Err()
 	}
 
+	*outcome = outcomeFailed
 	je, permanent := classify(err, ctx)
-	last := permanent || retried >= maxRetry
+	last := permanent || failedBefore >= budget
 	if last {
 		ferr := r.Store.Fail(bg, job.ID, token, je, false)
 		if ferr != nil && !errors.Is(ferr, export.ErrSuperseded) {
@@ -389,7 +419,7 @@ func (r *Runner) failed(ctx, runCtx context.Context, log *slog.Logger, job *expo
 		ended(export.StatusFailed)
 		return fmt.Errorf("jobs: %w: %w", err, asynq.SkipRetry)
 	}
-	retryErr := &export.JobError{Code: je.Code, Message: fmt.Sprintf("attempt %d of %d failed: %s; retrying", retried+1, maxRetry+1, je.Message)}
+	retryErr := &export.JobError{Code: je.Code, Message: fmt.Sprintf("attempt %d of %d failed: %s; retrying", failedBefore+1, budget+1, je.Message)}
 	if rerr := r.Store.Requeue(bg, job.ID, token, retryErr); rerr != nil && !errors.Is(rerr, export.ErrSuperseded) {
 		log.ErrorContext(ctx, "job_requeue_record_failed", "error", rerr)
 	}

@@ -5,10 +5,12 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -269,5 +271,82 @@ func TestReconciler(t *testing.T) {
 	}
 	if got, _ := f.store.Job(ctx, lost.ID); got.Status != export.StatusFailed || got.Error.Code != "retries_exhausted" {
 		t.Fatalf("archived task's job: %+v", got)
+	}
+}
+
+// Attempts whose worker died never record their end. Crashes do not use up
+// a job's retries; PoisonCrashes of them in a row fail it as a poison job.
+func TestRunnerCrashedAttempts(t *testing.T) {
+	t.Parallel()
+	f := setup(t)
+	ctx := context.Background()
+	crash := func(j *export.Job, n int) {
+		t.Helper()
+		for i := range n {
+			if _, err := f.store.BeginAttempt(ctx, j.ID, fmt.Sprintf("crashed-%d-%s", i, ulid.Make())); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	// Many crashes, then an attempt that runs: the job succeeds.
+	j := f.newJob(t, `{}`)
+	crash(j, PoisonCrashes-1)
+	if err := f.runner.Run(ctx, task(j.ID), lines(2, 0)); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := f.store.Job(ctx, j.ID); got.Status != export.StatusSucceeded || got.Attempts != PoisonCrashes {
+		t.Fatalf("after %d crashes: %s, %d attempts", PoisonCrashes-1, got.Status, got.Attempts)
+	}
+
+	// Crashes between failures do not count: through a real worker, a job
+	// with one retry fails on its second own failure, with three crashed
+	// attempts before each.
+	j = f.newJob(t, `{}`)
+	srv, _ := NewServer(f.rdb, WorkerConfig{Concurrency: 1, ShutdownTimeout: time.Second, RetryBase: 10 * time.Millisecond, RetryMax: 50 * time.Millisecond}, Handlers{},
+		slog.New(slog.NewTextHandler(io.Discard, nil)))
+	mux := asynq.NewServeMux()
+	mux.HandleFunc(TypeProbeLogs, func(ctx context.Context, tk *asynq.Task) error {
+		crash(j, 3)
+		return f.runner.Run(ctx, tk, func(context.Context, *export.Job, io.Writer, *Progress) (int64, error) {
+			return 0, errors.New("connection reset")
+		})
+	})
+	if err := srv.Start(mux); err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Shutdown()
+	if _, err := f.queue.Client.Enqueue(newJobTask(TypeProbeLogs, j.ID, asynq.Queue(probeLogsQueue), asynq.MaxRetry(1))); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		got, _ := f.store.Job(ctx, j.ID)
+		if got.Status == export.StatusFailed {
+			if got.Attempts != 8 || got.Error.Code != "export_failed" {
+				t.Fatalf("after two failures: %d attempts, %+v", got.Attempts, got.Error)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("job still %s after 20 s, %d attempts", got.Status, got.Attempts)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+
+	// PoisonCrashes crashes in a row: the next attempt fails the job.
+	j = f.newJob(t, `{}`)
+	crash(j, PoisonCrashes)
+	ran := false
+	err := f.runner.Run(ctx, task(j.ID), func(context.Context, *export.Job, io.Writer, *Progress) (int64, error) {
+		ran = true
+		return 0, nil
+	})
+	if !errors.Is(err, asynq.SkipRetry) || ran {
+		t.Fatalf("poison job: %v, ran %v", err, ran)
+	}
+	got, _ := f.store.Job(ctx, j.ID)
+	if got.Status != export.StatusFailed || got.Error.Code != "poison_job" ||
+		!strings.Contains(got.Error.Message, fmt.Sprintf("during each of the last %d attempts", PoisonCrashes)) {
+		t.Fatalf("poison job: %s %+v", got.Status, got.Error)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"log/slog"
 	"math/rand/v2"
+	"sync"
 	"time"
 
 	"github.com/hibiken/asynq"
@@ -14,6 +15,11 @@ import (
 // WorkerConfig tunes the worker server.
 type WorkerConfig struct {
 	Concurrency int
+	// BackupConcurrency, when above 0, serves the backups queue (backups
+	// and restores) with a server of its own with that many slots, so a
+	// backup waiting for the backup lock never holds a slot that exports
+	// and webhook deliveries need. 0: the backups queue shares Concurrency.
+	BackupConcurrency int
 	// ShutdownTimeout is how long a stopping worker lets running exports
 	// finish before handing them back to the queue.
 	ShutdownTimeout time.Duration
@@ -38,23 +44,53 @@ type Handlers struct {
 	SessionRequest *SessionRequestHandler
 }
 
-// NewServer builds the Asynq worker server with hubexport's queues and
+// Workers are the Asynq servers of one worker process: one for every queue
+// but backups, and one for backups when they have slots of their own.
+type Workers struct {
+	servers []*asynq.Server
+}
+
+// Start starts every server with mux.
+func (w *Workers) Start(mux *asynq.ServeMux) error {
+	for i, s := range w.servers {
+		if err := s.Start(mux); err != nil {
+			for _, started := range w.servers[:i] {
+				started.Shutdown()
+			}
+			return err
+		}
+	}
+	return nil
+}
+
+// Shutdown stops every server at once, each handing its unfinished tasks
+// back after ShutdownTimeout.
+func (w *Workers) Shutdown() {
+	var wg sync.WaitGroup
+	for _, s := range w.servers {
+		wg.Go(s.Shutdown)
+	}
+	wg.Wait()
+}
+
+// NewServer builds the Asynq worker servers with hubexport's queues and
 // retry policy, and the mux routing task types to handlers.
-func NewServer(rdb redis.UniversalClient, cfg WorkerConfig, h Handlers, log *slog.Logger) (*asynq.Server, *asynq.ServeMux) {
-	srv := asynq.NewServerFromRedisClient(rdb, asynq.Config{
-		Concurrency: cfg.Concurrency,
-		Queues: map[string]int{
-			QueueCritical:    10,
-			QueueExports:     5,
-			QueueBackups:     3,
-			QueueMaintenance: 1,
-			QueueWebhooks:    5,
-		},
+func NewServer(rdb redis.UniversalClient, cfg WorkerConfig, h Handlers, log *slog.Logger) (*Workers, *asynq.ServeMux) {
+	queues := map[string]int{
+		QueueCritical:    10,
+		QueueExports:     5,
+		QueueBackups:     3,
+		QueueMaintenance: 1,
+		QueueWebhooks:    5,
+	}
+	base := asynq.Config{
 		ShutdownTimeout: cfg.ShutdownTimeout,
-		// A lease held by a live attempt is not the job's failure: it must
-		// not use up the job's retries.
+		// A lease held by a live attempt, a lease lost and a crashed
+		// worker's expired lease are not the job's failures. The job's
+		// retries are counted in PostgreSQL anyway (failureBudgets); this
+		// keeps Asynq's own count from ever exhausting a job.
 		IsFailure: func(err error) bool {
-			return !errors.Is(err, errLeaseHeld)
+			return !errors.Is(err, errLeaseHeld) && !errors.Is(err, errLeaseLost) && !errors.Is(err, asynq.ErrLeaseExpired)
 		},
 		// RetryDelayFunc is server-wide: webhook deliveries keep their own
 		// schedule.
@@ -62,7 +98,7 @@ func NewServer(rdb redis.UniversalClient, cfg WorkerConfig, h Handlers, log *slo
 			if t != nil && t.Type() == TypeWebhookDelivery {
 				return webhookRetryDelay(n, err)
 			}
-			if errors.Is(err, errLeaseHeld) || errors.Is(err, errLeaseLost) {
+			if errors.Is(err, errLeaseHeld) || errors.Is(err, errLeaseLost) || errors.Is(err, asynq.ErrLeaseExpired) {
 				return cfg.RetryBase
 			}
 			d := cfg.RetryBase << min(n, 20)
@@ -83,7 +119,19 @@ func NewServer(rdb redis.UniversalClient, cfg WorkerConfig, h Handlers, log *slo
 		}),
 		Logger:   asynqLogger{log},
 		LogLevel: asynq.WarnLevel,
-	})
+	}
+	w := &Workers{}
+	if cfg.BackupConcurrency > 0 {
+		delete(queues, QueueBackups)
+		bc := base
+		bc.Concurrency = cfg.BackupConcurrency
+		bc.Queues = map[string]int{QueueBackups: 1}
+		w.servers = append(w.servers, asynq.NewServerFromRedisClient(rdb, bc))
+	}
+	mc := base
+	mc.Concurrency = cfg.Concurrency
+	mc.Queues = queues
+	w.servers = append([]*asynq.Server{asynq.NewServerFromRedisClient(rdb, mc)}, w.servers...)
 	mux := asynq.NewServeMux()
 	if h.ProbeLogs != nil {
 		mux.Handle(TypeProbeLogs, h.ProbeLogs)
@@ -107,5 +155,5 @@ func NewServer(rdb redis.UniversalClient, cfg WorkerConfig, h Handlers, log *slo
 	if h.WebhookDelivery != nil {
 		mux.Handle(TypeWebhookDelivery, h.WebhookDelivery)
 	}
-	return srv, mux
+	return w, mux
 }

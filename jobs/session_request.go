@@ -22,7 +22,7 @@ const sessionRequestQueue = QueueCritical
 // NewSessionRequestTask builds the task of session_request job jobID. Retries are few and the
 // timeout short: a retry minutes later finds the snapshot gone.
 func NewSessionRequestTask(jobID string) *asynq.Task {
-	return newJobTask(TypeSessionRequest, jobID, asynq.Queue(sessionRequestQueue), asynq.MaxRetry(3), asynq.Timeout(2*time.Minute))
+	return newJobTask(TypeSessionRequest, jobID, asynq.Queue(sessionRequestQueue), asynq.MaxRetry(jobTaskMaxRetry), asynq.Timeout(2*time.Minute))
 }
 
 // SessionSource reads CCH's session snapshots (internal/hub).

@@ -22,7 +22,7 @@ const usageLogsQueue = QueueExports
 // row cap; the timeout is a backstop for a stuck attempt, far above what
 // tens of millions of rows take.
 func NewUsageLogsTask(jobID string) *asynq.Task {
-	return newJobTask(TypeUsageLogs, jobID, asynq.Queue(usageLogsQueue), asynq.MaxRetry(3), asynq.Timeout(6*time.Hour))
+	return newJobTask(TypeUsageLogs, jobID, asynq.Queue(usageLogsQueue), asynq.MaxRetry(jobTaskMaxRetry), asynq.Timeout(6*time.Hour))
 }
 
 // UsageLogSource reads CCH's usage logs (internal/hub).

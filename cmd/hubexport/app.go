@@ -183,7 +183,7 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, r roles) e
 			Metrics: met,
 		}
 		srv, mux := jobs.NewServer(d.rdb, jobs.WorkerConfig{
-			Concurrency: cfg.WorkerConcurrency, ShutdownTimeout: cfg.ShutdownTimeout,
+			Concurrency: cfg.WorkerConcurrency, BackupConcurrency: cfg.Backup.Concurrency, ShutdownTimeout: cfg.ShutdownTimeout,
 			RetryBase: cfg.RetryBaseDelay, RetryMax: cfg.RetryMaxDelay,
 		}, jobs.Handlers{
 			ProbeLogs:       &jobs.ProbeLogsHandler{Runner: runner, Source: hubDB},
@@ -214,7 +214,7 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, r roles) e
 			}
 			log.Info("worker_stopped")
 		})
-		log.InfoContext(ctx, "worker_started", "concurrency", cfg.WorkerConcurrency)
+		log.InfoContext(ctx, "worker_started", "concurrency", cfg.WorkerConcurrency, "backup_concurrency", cfg.Backup.Concurrency)
 	}
 
 	if r.scheduler {

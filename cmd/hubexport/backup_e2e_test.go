@@ -514,6 +514,43 @@ func TestBackupWaitsForCCHLock(t *testing.T) {
 	}
 }
 
+// Backups waiting for a lock someone else holds never take the slots
+// exports need: with two export slots and two backups waiting, an export
+// still completes at once; the backups run once the lock is free.
+func TestExportRunsWhileBackupsWaitForLock(t *testing.T) {
+	t.Parallel()
+	s := newStack(t, withEnv("WORKER_CONCURRENCY", "2"))
+	s.start("serve")
+	rdb := s.hubRedis()
+	ctx := context.Background()
+	if err := rdb.Set(ctx, "database:backup:lock", "1769688000000-k3x9a2", 5*time.Minute).Err(); err != nil {
+		t.Fatal(err)
+	}
+	a, b := s.backup(""), s.backup("")
+	until(t, 20*time.Second, "a backup waiting for the lock", func() bool {
+		j := s.job(a)
+		if j.Status != "running" {
+			j = s.job(b)
+		}
+		return j.Status == "running" && strings.HasPrefix(j.Progress.Note, "waiting for the backup lock")
+	})
+	time.Sleep(time.Second) // let the other backup take a slot, if it can
+	start := time.Now()
+	p := s.create(adminToken, map[string]any{"type": "probe_logs"})
+	if j := s.wait(adminToken, p.ID, 20*time.Second); j.Status != "succeeded" {
+		t.Fatalf("export while backups wait: %s %+v", j.Status, j.Error)
+	}
+	t.Logf("export done in %s while backups waited", time.Since(start).Round(time.Millisecond))
+	if err := rdb.Del(ctx, "database:backup:lock").Err(); err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []string{a, b} {
+		if j := s.finish(id, 2*time.Minute); j.Status != "succeeded" {
+			t.Fatalf("backup %s: %s %+v", id, j.Status, j.Error)
+		}
+	}
+}
+
 // A backup whose lock is taken away mid-dump stops its pg_dump and fails,
 // leaving nothing in storage and the new holder's key alone.
 func TestBackupLockLostMidDump(t *testing.T) {

@@ -11,6 +11,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/redis/go-redis/v9"
 
 	"github.com/hubexport/hubexport/internal/testenv"
 )
@@ -49,6 +50,76 @@ func TestWorkerKilledMidJob(t *testing.T) {
 	var n int
 	if err := s.pool().QueryRow(context.Background(), `SELECT count(*) FROM hubexport.jobs WHERE status = 'succeeded'`).Scan(&n); err != nil || n != 1 {
 		t.Fatalf("%d succeeded jobs (%v)", n, err)
+	}
+}
+
+// A worker SIGKILLed during six attempts in a row of one usage export: each
+// crash only delays the job, which then succeeds once, with one artifact.
+func TestWorkerKilledRepeatedly(t *testing.T) {
+	t.Parallel()
+	s := newStack(t)
+	dir := strings.TrimPrefix(s.env["STORAGE_URL"], "file://")
+	s.start("api")
+	// Hold the usage table so each attempt blocks mid-job.
+	release := s.holdTable("message_request")
+	j := s.create(adminToken, map[string]any{"type": "usage_logs"})
+	const kills = 6
+	for i := 1; i <= kills; i++ {
+		w := s.start("worker")
+		s.waitAttempt(j.ID, i, w)
+		w.Kill()
+		s.expireTaskLeases("exports") // usage exports' queue
+	}
+	release()
+	s.start("worker")
+	got := s.wait(adminToken, j.ID, time.Minute)
+	if got.Status != "succeeded" || got.Attempts != kills+1 || got.Result.Rows == 0 {
+		t.Fatalf("job after %d kills: %s, %d attempts, %+v %+v", kills, got.Status, got.Attempts, got.Result, got.Error)
+	}
+	if files := filesUnder(t, dir); len(files) != 1 {
+		t.Fatalf("storage holds %v, want exactly the one artifact", files)
+	}
+}
+
+// waitAttempt polls job id until its attempt n is running; p's logs help
+// when it never is.
+func (s *stack) waitAttempt(id string, n int, p *proc) {
+	s.t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		j := s.get(adminToken, id)
+		if j.Status == "running" && j.Attempts >= n {
+			return
+		}
+		if (j.Status != "running" && j.Status != "queued") || time.Now().After(deadline) {
+			s.t.Fatalf("job %s never ran attempt %d: %s after %d attempts, %+v\n%s", id, n, j.Status, j.Attempts, j.Error, p.Logs())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// expireTaskLeases moves the Asynq leases of queue's active tasks an hour
+// into the past, as if a killed worker's leases had lapsed long ago, so the
+// next worker's recoverer hands the tasks out again at its start instead
+// of a minute or two later.
+func (s *stack) expireTaskLeases(queue string) {
+	s.t.Helper()
+	opts, err := redis.ParseURL(s.redis.URL)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	rdb := redis.NewClient(opts)
+	defer rdb.Close()
+	ctx := context.Background()
+	key := "asynq:{" + queue + "}:lease"
+	ids, err := rdb.ZRange(ctx, key, 0, -1).Result()
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	for _, id := range ids {
+		if err := rdb.ZAdd(ctx, key, redis.Z{Score: float64(time.Now().Add(-time.Hour).Unix()), Member: id}).Err(); err != nil {
+			s.t.Fatal(err)
+		}
 	}
 }
 

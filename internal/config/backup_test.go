@@ -12,19 +12,19 @@ func TestBackupConfig(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if b := c.Backup; b.Location != time.UTC || b.PgDumpPath != "" || b.PgRestorePath != "" || b.LockWait != 15*time.Minute || b.LockRenew != time.Minute {
+	if b := c.Backup; b.Location != time.UTC || b.PgDumpPath != "" || b.PgRestorePath != "" || b.LockWait != 15*time.Minute || b.LockRenew != time.Minute || b.Concurrency != 1 {
 		t.Fatalf("backup defaults %+v", b)
 	}
 	c, err = Load(env(map[string]string{"BACKUP_TIMEZONE": "Asia/Shanghai", "PG_DUMP_PATH": "/opt/pg/bin/pg_dump",
-		"PG_RESTORE_PATH": "/opt/pg/bin/pg_restore", "BACKUP_LOCK_WAIT": "1h", "BACKUP_LOCK_RENEW_INTERVAL": "10s"}))
+		"PG_RESTORE_PATH": "/opt/pg/bin/pg_restore", "BACKUP_LOCK_WAIT": "1h", "BACKUP_LOCK_RENEW_INTERVAL": "10s", "BACKUP_CONCURRENCY": "3"}))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if b := c.Backup; b.Location.String() != "Asia/Shanghai" || b.PgDumpPath != "/opt/pg/bin/pg_dump" ||
-		b.PgRestorePath != "/opt/pg/bin/pg_restore" || b.LockWait != time.Hour || b.LockRenew != 10*time.Second {
+		b.PgRestorePath != "/opt/pg/bin/pg_restore" || b.LockWait != time.Hour || b.LockRenew != 10*time.Second || b.Concurrency != 3 {
 		t.Fatalf("backup settings %+v", b)
 	}
-	for name, v := range map[string]string{"BACKUP_TIMEZONE": "Mars/Olympus", "BACKUP_LOCK_RENEW_INTERVAL": "5m"} {
+	for name, v := range map[string]string{"BACKUP_TIMEZONE": "Mars/Olympus", "BACKUP_LOCK_RENEW_INTERVAL": "5m", "BACKUP_CONCURRENCY": "0"} {
 		_, err := Load(env(map[string]string{name: v}))
 		if err == nil || !strings.Contains(err.Error(), name) {
 			t.Errorf("%s=%s: %v, want an error naming it", name, v, err)

@@ -85,6 +85,10 @@ type Backup struct {
 	// often a held lock is renewed (and a lost one noticed).
 	LockWait  time.Duration
 	LockRenew time.Duration
+	// Concurrency is how many backups and restores one worker process runs
+	// at once, in slots of their own: a backup waiting for the lock never
+	// holds a slot exports and webhook deliveries need.
+	Concurrency int
 }
 
 // S3 is the S3-compatible storage's settings.
@@ -156,6 +160,7 @@ func Load(lookup Lookup) (*Config, error) {
 		PgRestorePath: r.str("PG_RESTORE_PATH", ""),
 		LockWait:      r.duration("BACKUP_LOCK_WAIT", 15*time.Minute),
 		LockRenew:     r.duration("BACKUP_LOCK_RENEW_INTERVAL", time.Minute),
+		Concurrency:   r.integer("BACKUP_CONCURRENCY", 1, 1, 64),
 	}
 	if tz := r.str("BACKUP_TIMEZONE", ""); tz != "" {
 		loc, err := time.LoadLocation(tz)
@@ -243,6 +248,7 @@ func (c *Config) LogAttrs() []any {
 		"download_write_timeout", c.DownloadWriteTimeout.String(),
 		"auth_failure_cache_ttl", c.AuthFailureCacheTTL.String(),
 		"auth_failures_per_minute", c.AuthFailuresPerMinute,
+		"backup_concurrency", c.Backup.Concurrency,
 		"schedule_sync_interval", c.ScheduleSyncInterval.String(),
 		"schedule_allow_every", c.ScheduleAllowEvery,
 		"auto_migrate", c.AutoMigrate,

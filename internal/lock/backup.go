@@ -86,12 +86,13 @@ func (h BackupHolder) String() string {
 // BackupLock is the held backup lock. The caller must stop its work when Lost fires and must
 // call Release.
 type BackupLock struct {
-	rdb   redis.UniversalClient
-	value string
-	ttl   time.Duration
-	every time.Duration
-	log   *slog.Logger
-	start time.Time
+	rdb    redis.UniversalClient
+	holder string
+	value  string
+	ttl    time.Duration
+	every  time.Duration
+	log    *slog.Logger
+	start  time.Time
 
 	mu    sync.Mutex
 	lease *Lease    // nil while Redis is unusable (the advisory lock alone holds)
@@ -127,7 +128,7 @@ func AcquireBackup(ctx context.Context, rdb redis.UniversalClient, pool *pgxpool
 		holder = "hubexport"
 	}
 	l := &BackupLock{
-		rdb: rdb, value: valuePrefix + holder + ":" + NewValue(), ttl: o.TTL, every: o.RenewEvery,
+		rdb: rdb, holder: o.Holder, value: valuePrefix + holder + ":" + NewValue(), ttl: o.TTL, every: o.RenewEvery,
 		log: o.Log.With("lock_key", BackupKey), lost: make(chan struct{}), done: make(chan struct{}),
 	}
 	w := &waiter{o: o, log: l.log, start: time.Now(), deadline: time.Now().Add(o.Wait), backoff: o.MinBackoff}
@@ -145,7 +146,7 @@ func AcquireBackup(ctx context.Context, rdb redis.UniversalClient, pool *pgxpool
 
 	if rdb != nil {
 		for {
-			lease, err := AcquireValue(ctx, rdb, BackupKey, l.value, l.ttl)
+			lease, err := l.acquireRedis(ctx)
 			if err == nil {
 				l.lease = lease
 				break
@@ -177,6 +178,23 @@ func AcquireBackup(ctx context.Context, rdb redis.UniversalClient, pool *pgxpool
 	l.stop = cancel
 	go l.keep(kctx)
 	return l, nil
+}
+
+// acquireRedis takes CCH's key. A key left by an earlier attempt of the same
+// holder (a job whose worker died) is taken over at once: that attempt is
+// gone, since this one got past the advisory lock (which dies with its
+// session) and, for a job, holds the job's own lease.
+func (l *BackupLock) acquireRedis(ctx context.Context) (*Lease, error) {
+	lease, err := AcquireValue(ctx, l.rdb, BackupKey, l.value, l.ttl)
+	if !errors.Is(err, ErrHeld) || l.holder == "" {
+		return lease, err
+	}
+	stale := redisHolder(ctx, l.rdb)
+	lease, err = TakeOver(ctx, l.rdb, BackupKey, valuePrefix+l.holder+":", l.value, l.ttl)
+	if err == nil {
+		l.log.InfoContext(ctx, "backup_lock_taken_over", "stale_value", stale.Value, "lock_value", l.value)
+	}
+	return lease, err
 }
 
 func (o BackupOptions) withDefaults() BackupOptions {
@@ -404,7 +422,7 @@ func (l *BackupLock) keep(ctx context.Context) {
 		} else if l.rdb != nil {
 			// Holding the fallback alone: take CCH's key as soon as Redis answers again.
 			opCtx, cancel := context.WithTimeout(ctx, opTimeout)
-			nl, err := AcquireValue(opCtx, l.rdb, BackupKey, l.value, l.ttl)
+			nl, err := l.acquireRedis(opCtx)
 			var h BackupHolder
 			if errors.Is(err, ErrHeld) {
 				h = redisHolder(opCtx, l.rdb)

@@ -457,3 +457,60 @@ func TestBackupLockFallbackConnectionLoss(t *testing.T) {
 		t.Fatalf("Err() = %v", l.Err())
 	}
 }
+
+// A new attempt of a job whose worker died takes over the Redis key the dead attempt left
+// (hubexport:<job id>:<random>) at once; another job's key, or CCH's, it waits for.
+func TestBackupLockTakesOverOwnStaleKey(t *testing.T) {
+	t.Parallel()
+	rdb := redisClient(t, testenv.NewRedis(t).Addr)
+	pool := pgPool(t)
+	ctx := t.Context()
+	log, logs := newLog()
+	noWait := fast(log)
+	noWait.Wait = -1
+
+	for _, other := range []string{"hubexport:exp_B:0123", "hubexport:exp_AB:0123", cchValue} {
+		if err := rdb.Set(ctx, lock.BackupKey, other, 5*time.Minute).Err(); err != nil {
+			t.Fatal(err)
+		}
+		o := noWait
+		o.Holder = "exp_A"
+		if l, err := lock.AcquireBackup(ctx, rdb, pool, o); !errors.Is(err, lock.ErrHeld) {
+			if l != nil {
+				_ = l.Release(ctx)
+			}
+			t.Fatalf("exp_A over %q: %v, want a conflict", other, err)
+		}
+		if v, _ := rdb.Get(ctx, lock.BackupKey).Result(); v != other {
+			t.Fatalf("the key reads %q after a refused take-over of %q", v, other)
+		}
+	}
+
+	stale := "hubexport:exp_A:0123456789abcdef"
+	if err := rdb.Set(ctx, lock.BackupKey, stale, 5*time.Minute).Err(); err != nil {
+		t.Fatal(err)
+	}
+	o := noWait
+	o.Holder = "exp_A"
+	start := time.Now()
+	l := acquire(t, rdb, pool, o)
+	if took := time.Since(start); took > 2*time.Second {
+		t.Fatalf("take-over took %s", took)
+	}
+	v, _ := rdb.Get(ctx, lock.BackupKey).Result()
+	if v != l.Value() || v == stale || !strings.HasPrefix(v, "hubexport:exp_A:") || l.Backend() != "redis+postgres" {
+		t.Fatalf("key %q, lock %q on %s", v, l.Value(), l.Backend())
+	}
+	if ttl, _ := rdb.PTTL(ctx, lock.BackupKey).Result(); ttl <= 4*time.Minute {
+		t.Fatalf("taken-over key's TTL %s", ttl)
+	}
+	if !logs.has("backup_lock_taken_over") {
+		t.Fatalf("no backup_lock_taken_over in the logs:\n%s", logs)
+	}
+	if err := l.Release(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if n, _ := rdb.Exists(ctx, lock.BackupKey).Result(); n != 0 {
+		t.Fatal("the key outlived Release")
+	}
+}

@@ -30,6 +30,30 @@ end
 return 0`)
 )
 
+// takeOverScript sets KEYS[1] to ARGV[2] for ARGV[3] ms only if its value
+// starts with ARGV[1]: the holder named there is being replaced by itself.
+var takeOverScript = redis.NewScript(`local v = redis.call("GET", KEYS[1])
+if v and string.sub(v, 1, string.len(ARGV[1])) == ARGV[1] then
+  redis.call("SET", KEYS[1], ARGV[2], "PX", ARGV[3])
+  return 1
+end
+return 0`)
+
+// TakeOver sets key to value for ttl if its value starts with prefix
+// (compare-and-set), and returns ErrHeld otherwise (a free key included).
+// It lets a holder whose earlier incarnation died take its own stale lock
+// at once instead of waiting for it to expire.
+func TakeOver(ctx context.Context, rdb redis.UniversalClient, key, prefix, value string, ttl time.Duration) (*Lease, error) {
+	n, err := takeOverScript.Run(ctx, rdb, []string{key}, prefix, value, ttl.Milliseconds()).Int()
+	if err != nil {
+		return nil, fmt.Errorf("lock: take over %s: %w", key, err)
+	}
+	if n == 0 {
+		return nil, ErrHeld
+	}
+	return &Lease{rdb: rdb, key: key, value: value, ttl: ttl}, nil
+}
+
 // Lease is a held lock.
 type Lease struct {
 	rdb   redis.UniversalClient

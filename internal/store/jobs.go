@@ -273,10 +273,15 @@ func (s *Store) Audit(ctx context.Context, e export.AuditEntry) error {
 // running and the attempt count goes up. It returns export.ErrJobEnded (with the
 // job) when there is nothing left to do.
 func (s *Store) BeginAttempt(ctx context.Context, id, token string) (*export.Job, error) {
-	j, err := scanJob(s.pool.QueryRow(ctx, `UPDATE hubexport.jobs SET status = 'running', attempts = attempts + 1,
+	// The attempt's row is written in the same statement, so an attempt
+	// that never records its end is known to have crashed.
+	j, err := scanJob(s.pool.QueryRow(ctx, `WITH j AS (UPDATE hubexport.jobs SET status = 'running', attempts = attempts + 1,
 		lease_token = $2, started_at = COALESCE(started_at, now()), updated_at = now(),
 		progress_done = 0, progress_note = ''
-		WHERE id = $1 AND status IN ('queued', 'running') RETURNING `+jobColumns, id, token))
+		WHERE id = $1 AND status IN ('queued', 'running') RETURNING *),
+	a AS (INSERT INTO hubexport.job_attempts (job_id, attempt, token) SELECT id, attempts, $2 FROM j
+		ON CONFLICT (job_id, attempt) DO UPDATE SET token = EXCLUDED.token, started_at = now(), ended_at = NULL, outcome = NULL)
+	SELECT `+jobColumns+` FROM j`, id, token))
 	if errors.Is(err, export.ErrNotFound) {
 		j, err := s.Job(ctx, id)
 		if err != nil {
@@ -288,6 +293,33 @@ func (s *Store) BeginAttempt(ctx context.Context, id, token string) (*export.Job
 		return nil, fmt.Errorf("store: begin attempt of %s: %w", id, err)
 	}
 	return j, nil
+}
+
+// EndAttempt records how the attempt holding token ended: succeeded,
+// failed (on its own: it counts against the job's retries) or
+// interrupted. An attempt already ended keeps its first outcome.
+func (s *Store) EndAttempt(ctx context.Context, id, token, outcome string) error {
+	_, err := s.pool.Exec(ctx, `UPDATE hubexport.job_attempts SET ended_at = now(), outcome = $3
+		WHERE job_id = $1 AND token = $2 AND ended_at IS NULL`, id, token, outcome)
+	if err != nil {
+		return fmt.Errorf("store: end attempt of %s: %w", id, err)
+	}
+	return nil
+}
+
+// AttemptHistory reads job id's attempts before the one holding token:
+// how many failed on their own, and how many of the latest ones in a row
+// started and never ended (their worker crashed).
+func (s *Store) AttemptHistory(ctx context.Context, id, token string) (failed, crashedInARow int, err error) {
+	err = s.pool.QueryRow(ctx, `WITH prev AS (SELECT attempt, ended_at, outcome FROM hubexport.job_attempts
+		WHERE job_id = $1 AND token <> $2)
+	SELECT (SELECT count(*) FROM prev WHERE outcome = 'failed'),
+		(SELECT count(*) FROM prev WHERE ended_at IS NULL
+			AND attempt > COALESCE((SELECT max(attempt) FROM prev WHERE ended_at IS NOT NULL), 0))`, id, token).Scan(&failed, &crashedInARow)
+	if err != nil {
+		return 0, 0, fmt.Errorf("store: attempt history of %s: %w", id, err)
+	}
+	return failed, crashedInARow, nil
 }
 
 func (s *Store) attemptUpdate(ctx context.Context, what, q string, args ...any) error {
