@@ -76,7 +76,7 @@ func (a *backupAttempt) produce(ctx context.Context, job *export.Job, w io.Write
 	major, err := pgdump.ServerMajor(ctx, h.DB.Conn)
 	if err != nil {
 		return fail(&export.Error{Kind: export.KindUnavailable, Code: "database_unavailable",
-			Message: "cannot read the hub database's version: " + err.Error(), Err: err})
+			Message: "cannot read the hub database's version; check that the database (DATABASE_URL) is up and reachable", Err: err})
 	}
 	if a.tools, err = h.DB.findTools(ctx, major, log); err != nil {
 		return fail(err)

@@ -74,11 +74,12 @@ func (r *Reconciler) Once(ctx context.Context) (int, error) {
 		case err != nil:
 			return requeued, err
 		case info.State == asynq.TaskStateArchived:
-			msg := "the job failed on every attempt"
+			je := &export.JobError{Code: "retries_exhausted",
+				Message: "the job failed on every attempt; try again later, or ask an administrator to look at this job"}
 			if info.LastErr != "" {
-				msg += "; last error: " + info.LastErr
+				je.Detail = "last error: " + info.LastErr
 			}
-			err := r.Store.Fail(ctx, j.ID, "", &export.JobError{Code: "retries_exhausted", Message: msg}, true)
+			err := r.Store.Fail(ctx, j.ID, "", je, true)
 			if err != nil && !errors.Is(err, export.ErrSuperseded) {
 				return requeued, err
 			}

@@ -419,7 +419,8 @@ func (r *Runner) failed(ctx, runCtx context.Context, log *slog.Logger, job *expo
 		ended(export.StatusFailed)
 		return fmt.Errorf("jobs: %w: %w", err, asynq.SkipRetry)
 	}
-	retryErr := &export.JobError{Code: je.Code, Message: fmt.Sprintf("attempt %d of %d failed: %s; retrying", failedBefore+1, budget+1, je.Message)}
+	retryErr := &export.JobError{Code: je.Code, Message: fmt.Sprintf("attempt %d of %d failed: %s; retrying", failedBefore+1, budget+1, je.Message),
+		Detail: je.Detail}
 	if rerr := r.Store.Requeue(bg, job.ID, token, retryErr); rerr != nil && !errors.Is(rerr, export.ErrSuperseded) {
 		log.ErrorContext(ctx, "job_requeue_record_failed", "error", rerr)
 	}
@@ -427,7 +428,15 @@ func (r *Runner) failed(ctx, runCtx context.Context, log *slog.Logger, job *expo
 	return err
 }
 
-// classify turns an attempt's error into what the user reads, and says
+// Plain messages for failures whose cause is internal: the owner reads
+// these; the cause goes to JobError.Detail, for administrators and logs.
+const (
+	msgExportFailed       = "the export failed because of an internal error; try again later, or ask an administrator to look at this job"
+	msgStorageUnavailable = "could not write the file to storage; try again later, or ask an administrator to check the storage (STORAGE_URL)"
+)
+
+// classify turns an attempt's error into what the user reads (a stable
+// code and a plain message, the raw cause kept apart as Detail), and says
 // whether trying again could help.
 func classify(err error, ctx context.Context) (*export.JobError, bool) {
 	var (
@@ -435,16 +444,18 @@ func classify(err error, ctx context.Context) (*export.JobError, bool) {
 		se *storageError
 	)
 	switch {
-	case errors.As(err, &ee) && ee.Kind != export.KindInternal && ee.Kind != export.KindUnavailable:
-		return &export.JobError{Code: ee.Code, Message: ee.Message}, true
 	case errors.As(err, &ee):
-		return &export.JobError{Code: ee.Code, Message: ee.Message}, false
+		je := &export.JobError{Code: ee.Code, Message: ee.Message}
+		if ee.Err != nil {
+			je.Detail = ee.Err.Error()
+		}
+		return je, ee.Kind != export.KindInternal && ee.Kind != export.KindUnavailable
 	case errors.As(err, &se):
-		return &export.JobError{Code: "storage_unavailable", Message: "could not write the file to storage: " + se.err.Error() + "; check that the storage (STORAGE_URL) is reachable and writable"}, false
+		return &export.JobError{Code: "storage_unavailable", Message: msgStorageUnavailable, Detail: se.err.Error()}, false
 	case errors.Is(err, context.DeadlineExceeded) && ctx.Err() != nil:
 		return &export.JobError{Code: "timeout", Message: "the export ran past its time limit"}, false
 	}
-	return &export.JobError{Code: "export_failed", Message: err.Error()}, false
+	return &export.JobError{Code: "export_failed", Message: msgExportFailed, Detail: err.Error()}, false
 }
 
 // hashWriter counts and hashes what goes to storage; its errors are

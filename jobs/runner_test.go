@@ -231,7 +231,7 @@ func TestRunnerFailures(t *testing.T) {
 	for {
 		got, _ := f.store.Job(context.Background(), j.ID)
 		if got.Status == export.StatusFailed {
-			if got.Attempts != 2 || got.Error.Code != "export_failed" || got.Error.Message != "connection reset" {
+			if got.Attempts != 2 || got.Error.Code != "export_failed" || got.Error.Detail != "connection reset" || got.Error.Message != msgExportFailed {
 				t.Fatalf("after the last attempt: %+v %+v", got, got.Error)
 			}
 			break

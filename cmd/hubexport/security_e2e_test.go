@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -108,4 +109,69 @@ func TestWebhookDeliveryLogHidesResponses(t *testing.T) {
 			}
 		}
 	}
+}
+
+// A failed job tells its owner a stable code and a plain message; the raw
+// database or storage error is for administrators (error.detail) and the
+// logs only.
+func TestFailedJobErrorsPerRole(t *testing.T) {
+	t.Parallel()
+	storage := t.TempDir()
+	s := newStack(t, withEnv("STORAGE_URL", "file://"+storage))
+	p := s.start("serve")
+	window := map[string]any{"start_time": "2026-02-01T00:00:00Z", "end_time": "2026-02-02T00:00:00Z"}
+
+	type jobError struct {
+		Code    string  `json:"code"`
+		Message string  `json:"message"`
+		Detail  *string `json:"detail"`
+	}
+	read := func(token, id string) jobError {
+		t.Helper()
+		var j struct {
+			Status string    `json:"status"`
+			Error  *jobError `json:"error"`
+		}
+		s.do("GET", "/api/v1/exports/"+id, token, nil).json(t, &j)
+		if j.Status != "failed" || j.Error == nil {
+			t.Fatalf("job %s: %s %+v, want failed with an error", id, j.Status, j.Error)
+		}
+		return *j.Error
+	}
+	check := func(name, id, code, raw string) {
+		t.Helper()
+		user := read(seed.UserKey, id)
+		if user.Code != code || user.Detail != nil || strings.Contains(user.Message, raw) || user.Message == "" {
+			t.Errorf("%s: the owner reads %+v, want code %s, a plain message and no detail", name, user, code)
+		}
+		r := s.do("GET", "/api/v1/exports", seed.UserKey, nil)
+		if strings.Contains(string(r.body), raw) || strings.Contains(string(r.body), `"detail"`) {
+			t.Errorf("%s: the owner's listing shows the detail: %s", name, r.body)
+		}
+		admin := read(adminToken, id)
+		if admin.Code != code || admin.Message != user.Message || admin.Detail == nil || !strings.Contains(*admin.Detail, raw) {
+			t.Errorf("%s: an admin reads %+v, want the detail (%q) too", name, admin, raw)
+		}
+		if !strings.Contains(p.Logs(), raw) {
+			t.Errorf("%s: the logs do not carry the detail %q", name, raw)
+		}
+	}
+
+	// A database error.
+	s.exec(`ALTER TABLE message_request RENAME TO message_request_gone`)
+	j := s.create(seed.UserKey, map[string]any{"type": "usage_logs", "params": window})
+	s.wait(seed.UserKey, j.ID, 60*time.Second)
+	check("database error", j.ID, "export_failed", "message_request")
+	s.exec(`ALTER TABLE message_request_gone RENAME TO message_request`)
+
+	// A storage error: the storage folder is now a file.
+	if err := os.RemoveAll(storage); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(storage, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	j = s.create(seed.UserKey, map[string]any{"type": "usage_logs", "params": window})
+	s.wait(seed.UserKey, j.ID, 60*time.Second)
+	check("storage error", j.ID, "storage_unavailable", storage)
 }

@@ -97,10 +97,18 @@ type Result struct {
 }
 
 // JobError is why a job failed (or why its last attempt failed, while it
-// waits for a retry).
+// waits for a retry). Code and Message are for everyone who may see the
+// job: a stable code and a plain message. Detail is the raw cause (a
+// database or storage error), shown to administrators only.
 type JobError struct {
 	Code    string `json:"code"`
 	Message string `json:"message"`
+	Detail  string `json:"detail,omitempty"`
 }
 
-func (e *JobError) Error() string { return e.Code + ": " + e.Message }
+func (e *JobError) Error() string {
+	if e.Detail != "" {
+		return e.Code + ": " + e.Message + ": " + e.Detail
+	}
+	return e.Code + ": " + e.Message
+}

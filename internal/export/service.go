@@ -105,7 +105,7 @@ func (s *Service) Create(ctx context.Context, p Principal, req CreateRequest) (j
 		if job.RequestHash != j.RequestHash {
 			return nil, false, Errorf(KindConflict, "idempotency_key_reused", "Idempotency-Key %q was already used with a different request; use a new key for a new request", req.IdempotencyKey)
 		}
-		return job, true, nil
+		return s.present(p, job), true, nil
 	}
 	// The job is durable once stored. If Redis is down the reconciler
 	// enqueues it later, so the caller still gets its job.
@@ -143,18 +143,26 @@ func (s *Service) Show(p Principal, j *Job) (*Job, error) {
 	if !p.CanSee(j) {
 		return nil, ErrNotFound
 	}
-	return s.present(j), nil
+	return s.present(p, j), nil
 }
 
-// present shows an ended job whose artifact has passed its expiry as
-// expired, before the cleanup has got to it.
-func (s *Service) present(j *Job) *Job {
-	if j.Status == StatusSucceeded && j.Result != nil && !j.Result.ExpiresAt.IsZero() && !s.Now().Before(j.Result.ExpiresAt) {
-		c := *j
-		c.Status = StatusExpired
-		return &c
+// present shows j as p may see it: an ended job whose artifact has passed
+// its expiry reads expired (before the cleanup has got to it), and only an
+// administrator sees the raw cause of a failure.
+func (s *Service) present(p Principal, j *Job) *Job {
+	if j == nil {
+		return nil
 	}
-	return j
+	c := *j
+	if c.Status == StatusSucceeded && c.Result != nil && !c.Result.ExpiresAt.IsZero() && !s.Now().Before(c.Result.ExpiresAt) {
+		c.Status = StatusExpired
+	}
+	if c.Error != nil && c.Error.Detail != "" && !p.Admin {
+		e := *c.Error
+		e.Detail = ""
+		c.Error = &e
+	}
+	return &c
 }
 
 // List returns p's jobs (an admin's listing may cover everyone's).
@@ -182,7 +190,7 @@ func (s *Service) List(ctx context.Context, p Principal, f JobFilter) (JobPage, 
 		return JobPage{}, err
 	}
 	for i, j := range page.Jobs {
-		page.Jobs[i] = s.present(j)
+		page.Jobs[i] = s.present(p, j)
 	}
 	return page, nil
 }
@@ -208,7 +216,7 @@ func (s *Service) Cancel(ctx context.Context, p Principal, id, address string) (
 			if s.Notify != nil {
 				s.Notify.JobEnded(context.WithoutCancel(ctx), j)
 			}
-			return j, nil
+			return s.present(p, j), nil
 		}
 		// It ended between our read and the cancel: fall through and treat
 		// it as an ended job.
@@ -218,9 +226,13 @@ func (s *Service) Cancel(ctx context.Context, p Principal, id, address string) (
 		if err := s.Objects.Delete(ctx, j.StorageKey); err != nil {
 			return nil, fmt.Errorf("export: delete artifact of %s: %w", id, err)
 		}
-		return s.Store.MarkArtifactDeleted(ctx, id)
+		deleted, err := s.Store.MarkArtifactDeleted(ctx, id)
+		if err != nil {
+			return nil, err
+		}
+		return s.present(p, deleted), nil
 	}
-	return j, nil
+	return s.present(p, j), nil
 }
 
 // Link is a signed download link.

@@ -32,7 +32,7 @@ func (s *Store) Ping(ctx context.Context) error {
 }
 
 const jobColumns = `id, type, format, status, params, progress_done, progress_total, progress_unit, progress_note,
-	result, error_code, error_message, user_id, key_id, idempotency_key, request_hash, storage_key,
+	result, error_code, error_message, error_detail, user_id, key_id, idempotency_key, request_hash, storage_key,
 	attempts, created_at, started_at, finished_at, updated_at, schedule_id`
 
 func scanJob(row pgx.Row) (*export.Job, error) {
@@ -40,13 +40,14 @@ func scanJob(row pgx.Row) (*export.Job, error) {
 		j                export.Job
 		result           []byte
 		errCode, errMsg  *string
+		errDetail        string
 		idemKey, storage *string
 		scheduleID       *string
 		jobType, format  string
 		status           string
 	)
 	err := row.Scan(&j.ID, &jobType, &format, &status, &j.Params, &j.Progress.Done, &j.Progress.Total,
-		&j.Progress.Unit, &j.Progress.Note, &result, &errCode, &errMsg, &j.UserID, &j.KeyID, &idemKey,
+		&j.Progress.Unit, &j.Progress.Note, &result, &errCode, &errMsg, &errDetail, &j.UserID, &j.KeyID, &idemKey,
 		&j.RequestHash, &storage, &j.Attempts, &j.CreatedAt, &j.StartedAt, &j.FinishedAt, &j.UpdatedAt, &scheduleID)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, export.ErrNotFound
@@ -62,7 +63,7 @@ func scanJob(row pgx.Row) (*export.Job, error) {
 		}
 	}
 	if errCode != nil {
-		j.Error = &export.JobError{Code: *errCode, Message: deref(errMsg)}
+		j.Error = &export.JobError{Code: *errCode, Message: deref(errMsg), Detail: errDetail}
 	}
 	j.IdempotencyKey, j.StorageKey, j.ScheduleID = deref(idemKey), deref(storage), deref(scheduleID)
 	j.Progress = j.Progress.WithPercent()
@@ -223,9 +224,9 @@ func (s *Store) Jobs(ctx context.Context, f export.JobFilter) (export.JobPage, e
 // CancelJob implements export.JobStore.
 func (s *Store) CancelJob(ctx context.Context, id string, e *export.JobError) (*export.Job, error) {
 	j, err := scanJob(s.pool.QueryRow(ctx, `UPDATE hubexport.jobs SET status = 'canceled', lease_token = NULL, notify_pending = true,
-		error_code = $2, error_message = $3, finished_at = now(), updated_at = now(),
+		error_code = $2, error_message = $3, error_detail = $4, finished_at = now(), updated_at = now(),
 		needs_cleanup = needs_cleanup OR status = 'running'
-		WHERE id = $1 AND status IN ('queued', 'running') RETURNING `+jobColumns, id, e.Code, e.Message))
+		WHERE id = $1 AND status IN ('queued', 'running') RETURNING `+jobColumns, id, e.Code, e.Message, e.Detail))
 	if errors.Is(err, export.ErrNotFound) {
 		return s.Job(ctx, id)
 	}
@@ -366,7 +367,7 @@ func (s *Store) Succeed(ctx context.Context, id, token, storageKey string, r exp
 	}
 	return s.attemptUpdate(ctx, "mark succeeded", `UPDATE hubexport.jobs SET status = 'succeeded', notify_pending = true, result = $3,
 		storage_key = $4, expires_at = $5, progress_done = GREATEST(progress_done, $6), progress_note = '',
-		error_code = NULL, error_message = NULL, lease_token = NULL, finished_at = now(), updated_at = now()
+		error_code = NULL, error_message = NULL, error_detail = '', lease_token = NULL, finished_at = now(), updated_at = now()
 		WHERE id = $1 AND lease_token = $2 AND status = 'running'`, id, token, res, nullIfEmpty(storageKey), expires, r.Rows)
 }
 
@@ -374,8 +375,8 @@ func (s *Store) Succeed(ctx context.Context, id, token, storageKey string, r exp
 // retried, keeping why it failed.
 func (s *Store) Requeue(ctx context.Context, id, token string, e *export.JobError) error {
 	return s.attemptUpdate(ctx, "requeue", `UPDATE hubexport.jobs SET status = 'queued', lease_token = NULL,
-		error_code = $3, error_message = $4, progress_note = '', updated_at = now()
-		WHERE id = $1 AND lease_token = $2 AND status = 'running'`, id, token, e.Code, e.Message)
+		error_code = $3, error_message = $4, error_detail = $5, progress_note = '', updated_at = now()
+		WHERE id = $1 AND lease_token = $2 AND status = 'running'`, id, token, e.Code, e.Message, e.Detail)
 }
 
 // Fail ends the job as failed. An empty token fails it whichever attempt
@@ -383,9 +384,9 @@ func (s *Store) Requeue(ctx context.Context, id, token string, e *export.JobErro
 // upload may remain for maintenance to remove.
 func (s *Store) Fail(ctx context.Context, id, token string, e *export.JobError, leftovers bool) error {
 	return s.attemptUpdate(ctx, "mark failed", `UPDATE hubexport.jobs SET status = 'failed', lease_token = NULL, notify_pending = true,
-		error_code = $3, error_message = $4, progress_note = '', needs_cleanup = needs_cleanup OR $5,
+		error_code = $3, error_message = $4, error_detail = $6, progress_note = '', needs_cleanup = needs_cleanup OR $5,
 		finished_at = now(), updated_at = now()
-		WHERE id = $1 AND status IN ('queued', 'running') AND ($2 = '' OR lease_token = $2)`, id, token, e.Code, e.Message, leftovers)
+		WHERE id = $1 AND status IN ('queued', 'running') AND ($2 = '' OR lease_token = $2)`, id, token, e.Code, e.Message, leftovers, e.Detail)
 }
 
 // MarkLeftovers records that job id may have an unfinished upload left.
