@@ -275,4 +275,3 @@ func (s sourceReader) Read(b []byte) (int, error) {
 	}
 	return n, err
 }
-
