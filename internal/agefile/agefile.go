@@ -14,12 +14,6 @@ import (
 	"golang.org/x/crypto/ssh"
 )
 
-// ContentType is the media type of an age-encrypted file.
-const ContentType = "application/vnd.age"
-
-// Extension is appended to the name of an encrypted file.
-const Extension = ".age"
-
 // header starts every binary age file; armor.Header starts an ASCII-armored one (age -a).
 const header = "age-encryption.org/v1\n"
 
