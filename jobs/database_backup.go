@@ -13,6 +13,7 @@ import (
 
 	"github.com/hibiken/asynq"
 
+	"github.com/hubexport/hubexport/internal/agefile"
 	"github.com/hubexport/hubexport/internal/export"
 	"github.com/hubexport/hubexport/internal/pgdump"
 )
@@ -38,10 +39,17 @@ type DatabaseSizer interface {
 // DatabaseBackupHandler runs database_backup tasks: pg_dump -Fc of the hub
 // database, under the backup lock, streamed into storage and read back with
 // pg_restore --list before the job succeeds.
+//
+// An encrypted backup streams pg_dump → age → storage: the plaintext never
+// touches the disk. It is teed to pg_restore --list as it streams, and the
+// stored ciphertext's size and SHA-256 are checked after the upload.
 type DatabaseBackupHandler struct {
 	Runner *Runner
 	DB     *DatabaseTools
 	Size   DatabaseSizer
+	// AgeRecipients, when not empty, is the server's policy: every backup is
+	// encrypted to them (BACKUP_AGE_RECIPIENTS), and to a job's own.
+	AgeRecipients []agefile.Recipient
 }
 
 // ProcessTask implements asynq.Handler.
@@ -55,6 +63,31 @@ type backupAttempt struct {
 	h     *DatabaseBackupHandler
 	mode  string
 	tools *pgdump.Tools
+	// Set for an encrypted backup: its recipients, and what the plaintext
+	// tee saw.
+	recipients []agefile.Recipient
+	plain      *plainTee
+}
+
+// recipients are whom job params p's backup is encrypted to: none for a
+// plain backup.
+func (h *DatabaseBackupHandler) recipients(p export.BackupParams) ([]agefile.Recipient, error) {
+	if !p.Encrypt && len(h.AgeRecipients) == 0 {
+		return nil, nil
+	}
+	rs := append([]agefile.Recipient(nil), h.AgeRecipients...)
+	for i, s := range p.AgeRecipients {
+		r, err := agefile.ParseRecipient(s)
+		if err != nil {
+			return nil, export.Invalid(fmt.Sprintf("params.age_recipients[%d]", i), "%v", err)
+		}
+		rs = append(rs, r)
+	}
+	if len(rs) == 0 {
+		return nil, &export.Error{Kind: export.KindInvalid, Code: "encryption_unconfigured",
+			Message: "the backup must be encrypted but this worker has no recipients: set BACKUP_AGE_RECIPIENTS or BACKUP_AGE_RECIPIENTS_FILE on the workers as on the API"}
+	}
+	return agefile.Dedupe(rs), nil
 }
 
 func (a *backupAttempt) produce(ctx context.Context, job *export.Job, w io.Writer, pr *Progress) (int64, error) {
@@ -65,13 +98,18 @@ func (a *backupAttempt) produce(ctx context.Context, job *export.Job, w io.Write
 	}
 	a.mode = p.Mode
 	log := h.Runner.Log.With("job_id", job.ID, "mode", p.Mode)
-	log.InfoContext(ctx, "database_export_initiated", "database", h.DB.Conn)
 	fail := func(err error) (int64, error) {
 		if ctx.Err() == nil {
 			log.ErrorContext(ctx, "database_export_error", "error", err)
 		}
 		return 0, err
 	}
+	var err error
+	if a.recipients, err = h.recipients(p); err != nil {
+		return fail(err)
+	}
+	log.InfoContext(ctx, "database_export_initiated", "database", h.DB.Conn,
+		"encrypted", len(a.recipients) > 0, "recipients", agefile.Fingerprints(a.recipients))
 
 	major, err := pgdump.ServerMajor(ctx, h.DB.Conn)
 	if err != nil {
@@ -97,6 +135,14 @@ func (a *backupAttempt) produce(ctx context.Context, job *export.Job, w io.Write
 		total = 0
 	}
 	pr.Set(0, total, "bytes")
+	if len(a.recipients) > 0 {
+		enc, err := agefile.Encrypt(w, a.recipients)
+		if err != nil {
+			return fail(err)
+		}
+		a.plain = newPlainTee(ctx, enc, a.tools)
+		w = a.plain
+	}
 	_, err = a.tools.Dump(lockCtx, pgdump.DumpOptions{
 		Conn:           toolConn(h.DB.Conn, major),
 		Mode:           pgdump.Mode(p.Mode),
@@ -108,6 +154,11 @@ func (a *backupAttempt) produce(ctx context.Context, job *export.Job, w io.Write
 			pr.Set(n, total, "bytes")
 		},
 	}, w)
+	if a.plain != nil {
+		if ferr := a.plain.finish(err); err == nil {
+			err = ferr
+		}
+	}
 	if err != nil {
 		if lerr := lk.Err(); lerr != nil && ctx.Err() == nil {
 			err = lockLost("dump", errors.Join(lerr, err))
@@ -128,8 +179,18 @@ func (a *backupAttempt) verify(ctx context.Context, job *export.Job, key string,
 	}
 	defer rc.Close()
 	hr := &hashReader{r: rc, h: sha256.New()}
-	toc, err := a.tools.List(ctx, hr)
-	if err != nil {
+	var toc *pgdump.TOC
+	if a.plain != nil {
+		// The stored file is ciphertext, which this worker may not be able to
+		// decrypt: its plaintext was listed as it streamed, and the bytes
+		// stored must be the bytes encrypted.
+		toc = a.plain.toc
+		head := make([]byte, agefile.HeaderLen)
+		n, _ := io.ReadFull(hr, head)
+		if !agefile.IsEncrypted(head[:n]) {
+			return unverifiable("storage does not hold an age file", nil)
+		}
+	} else if toc, err = a.tools.List(ctx, hr); err != nil {
 		if ctx.Err() != nil {
 			return err
 		}
@@ -146,6 +207,76 @@ func (a *backupAttempt) verify(ctx context.Context, job *export.Job, key string,
 		"mode":            a.mode,
 		"server_version":  toc.DumpedFrom,
 		"pg_dump_version": a.tools.PgDump.Version.Text,
+	}
+	if a.plain != nil {
+		res.Details["encrypted"] = true
+		res.Details["encryption"] = "age"
+		res.Details["recipients"] = agefile.Fingerprints(a.recipients)
+		res.Details["plaintext_bytes"] = a.plain.n
+		res.Details["plaintext_sha256"] = hex.EncodeToString(a.plain.h.Sum(nil))
+	}
+	return nil
+}
+
+// plainTee takes the dump's plaintext: it hands it to the age encryptor and
+// to pg_restore --list, which reads the archive's table of contents as the
+// dump streams, so the plaintext is checked without ever being stored.
+type plainTee struct {
+	enc  io.WriteCloser
+	pw   *io.PipeWriter
+	h    hash.Hash
+	n    int64
+	done chan struct{}
+	// Set once done is closed.
+	toc     *pgdump.TOC
+	listErr error
+}
+
+func newPlainTee(ctx context.Context, enc io.WriteCloser, tools *pgdump.Tools) *plainTee {
+	pr, pw := io.Pipe()
+	t := &plainTee{enc: enc, pw: pw, h: sha256.New(), done: make(chan struct{})}
+	go func() {
+		defer close(t.done)
+		t.toc, t.listErr = tools.List(ctx, pr)
+		// pg_restore stops after the table of contents: take the rest so the
+		// dump is never held up, and a failed listing does not stop it.
+		_, _ = io.Copy(io.Discard, pr)
+	}()
+	return t
+}
+
+func (t *plainTee) Write(p []byte) (int, error) {
+	n, err := t.enc.Write(p)
+	if err != nil {
+		return n, err
+	}
+	t.h.Write(p)
+	t.n += int64(len(p))
+	if _, err := t.pw.Write(p); err != nil {
+		return n, fmt.Errorf("jobs: plaintext listing: %w", err)
+	}
+	return n, nil
+}
+
+// finish ends the stream after the dump returned dumpErr: it writes age's
+// last chunk and waits for the listing, whose failure it returns.
+func (t *plainTee) finish(dumpErr error) error {
+	if dumpErr != nil {
+		t.pw.CloseWithError(dumpErr)
+		<-t.done
+		return dumpErr
+	}
+	err := t.enc.Close()
+	t.pw.Close()
+	<-t.done
+	if err != nil {
+		return err
+	}
+	if t.listErr != nil {
+		if errors.Is(t.listErr, context.Canceled) || errors.Is(t.listErr, context.DeadlineExceeded) {
+			return t.listErr
+		}
+		return unverifiable("pg_restore --list cannot read its plaintext", t.listErr)
 	}
 	return nil
 }

@@ -1,6 +1,7 @@
 package jobs
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/hibiken/asynq"
 
+	"github.com/hubexport/hubexport/internal/agefile"
 	"github.com/hubexport/hubexport/internal/export"
 	"github.com/hubexport/hubexport/internal/pgdump"
 )
@@ -42,6 +44,9 @@ type DatabaseRestoreHandler struct {
 	TempDir string
 	// Audit, if set, records the outcome of every restore in the audit trail.
 	Audit func(ctx context.Context, e export.AuditEntry) error
+	// Identities decrypt age-encrypted dumps (BACKUP_AGE_IDENTITY_FILE);
+	// nil: an encrypted dump fails with decrypt_identity_missing.
+	Identities *agefile.Identities
 }
 
 // ProcessTask implements asynq.Handler.
@@ -83,7 +88,7 @@ func (h *DatabaseRestoreHandler) act(ctx context.Context, job *export.Job, pr *P
 			return nil, err
 		}
 	}
-	path, err := h.fetch(ctx, key, source, pr)
+	path, encrypted, err := h.fetch(ctx, key, source, pr)
 	if err != nil {
 		return nil, err
 	}
@@ -112,6 +117,7 @@ func (h *DatabaseRestoreHandler) act(ctx context.Context, job *export.Job, pr *P
 		"dumped_from": toc.DumpedFrom,
 		"dumped_by":   toc.DumpedBy,
 		"dry_run":     p.DryRun,
+		"encrypted":   encrypted,
 	}
 	if p.DryRun {
 		details["message"] = "dry run: the dump was listed, nothing was restored"
@@ -169,26 +175,40 @@ func (h *DatabaseRestoreHandler) act(ctx context.Context, job *export.Job, pr *P
 	return details, nil
 }
 
-// fetch copies the dump at key into a temporary file. The first bytes are
+// fetch copies the dump at key into a temporary file, decrypting an age file
+// on the way (encrypted reports that it was one). The first bytes are
 // checked before anything is written: a file that is not a custom-format
-// dump fails with not_a_dump.
-func (h *DatabaseRestoreHandler) fetch(ctx context.Context, key, source string, pr *Progress) (string, error) {
+// dump fails with not_a_dump, an encrypted one without an identity with
+// decrypt_identity_missing, and one no identity opens with decrypt_failed.
+func (h *DatabaseRestoreHandler) fetch(ctx context.Context, key, source string, pr *Progress) (path string, encrypted bool, err error) {
 	_ = pr.Note(ctx, "fetching the dump")
 	rc, err := h.Runner.Objects.Open(ctx, key)
 	if errors.Is(err, os.ErrNotExist) {
-		return "", export.Errorf(export.KindInvalid, "dump_not_found", "the dump of %s is no longer in storage; upload it again", source)
+		return "", false, export.Errorf(export.KindInvalid, "dump_not_found", "the dump of %s is no longer in storage; upload it again", source)
 	}
 	if err != nil {
-		return "", &storageError{err}
+		return "", false, &storageError{err}
 	}
 	defer rc.Close()
-	r, err := pgdump.CheckMagic(rc)
+	src := bufio.NewReaderSize(agefile.MarkSource(rc), 64<<10)
+	head, err := src.Peek(agefile.HeaderLen)
+	if err != nil && !errors.Is(err, io.EOF) {
+		return "", false, &storageError{fmt.Errorf("read %s: %w", key, err)}
+	}
+	var plain io.Reader = src
+	if agefile.IsEncrypted(head) {
+		encrypted = true
+		if plain, err = h.decrypt(src, key, source); err != nil {
+			return "", true, err
+		}
+	}
+	r, err := pgdump.CheckMagic(plain)
 	if err != nil {
-		return "", err
+		return "", encrypted, h.readError(err, key, source)
 	}
 	f, err := os.CreateTemp(h.TempDir, "hubexport-restore-*.dump")
 	if err != nil {
-		return "", fmt.Errorf("jobs: restore: temporary file: %w", err)
+		return "", encrypted, fmt.Errorf("jobs: restore: temporary file: %w", err)
 	}
 	var n int64
 	buf := make([]byte, 256<<10)
@@ -206,7 +226,7 @@ func (h *DatabaseRestoreHandler) fetch(ctx context.Context, key, source string, 
 			break
 		}
 		if rerr != nil {
-			err = &storageError{fmt.Errorf("read %s: %w", key, rerr)}
+			err = h.readError(rerr, key, source)
 			break
 		}
 	}
@@ -218,10 +238,41 @@ func (h *DatabaseRestoreHandler) fetch(ctx context.Context, key, source string, 
 	}
 	if err != nil {
 		os.Remove(f.Name())
-		return "", err
+		return "", encrypted, err
 	}
 	_ = pr.Note(ctx, "")
-	return f.Name(), nil
+	return f.Name(), encrypted, nil
+}
+
+// decrypt opens the age file src with the worker's identities.
+func (h *DatabaseRestoreHandler) decrypt(src io.Reader, key, source string) (io.Reader, error) {
+	if h.Identities == nil {
+		return nil, &export.Error{Kind: export.KindInvalid, Code: "decrypt_identity_missing",
+			Message: fmt.Sprintf("the dump of %s is age-encrypted and this worker has no identity to decrypt it: "+
+				"set BACKUP_AGE_IDENTITY_FILE on the workers to an age identity file or SSH private key of one of its recipients; nothing was restored", source)}
+	}
+	plain, err := h.Identities.Decrypt(src)
+	if err != nil {
+		return nil, h.readError(err, key, source)
+	}
+	return plain, nil
+}
+
+// readError says what a failed read of the dump means: storage failed, or
+// the encrypted file does not decrypt.
+func (h *DatabaseRestoreHandler) readError(err error, key, source string) error {
+	var se *agefile.SourceError
+	switch {
+	case errors.Is(err, agefile.ErrNoIdentityMatch):
+		return &export.Error{Kind: export.KindInvalid, Code: "decrypt_failed", Err: err,
+			Message: fmt.Sprintf("no identity in BACKUP_AGE_IDENTITY_FILE decrypts the dump of %s: it was encrypted to other recipients; nothing was restored", source)}
+	case errors.Is(err, agefile.ErrDamaged):
+		return &export.Error{Kind: export.KindInvalid, Code: "decrypt_failed", Err: err,
+			Message: fmt.Sprintf("the encrypted dump of %s does not decrypt: %v; nothing was restored", source, err)}
+	case errors.As(err, &se):
+		return &storageError{fmt.Errorf("read %s: %w", key, se.Err)}
+	}
+	return err
 }
 
 func (h *DatabaseRestoreHandler) audit(ctx context.Context, job *export.Job, details map[string]any, err error) {

@@ -224,7 +224,7 @@ func (r *Runner) RunWork(ctx context.Context, t *asynq.Task, w Work) error {
 		} else if n > 0 {
 			log.InfoContext(ctx, "leftovers_aborted", "count", n)
 		}
-		res, uploadErr = r.stream(runCtx, job, key, spec.ContentType(job.Format), w.Produce, pr)
+		res, uploadErr = r.stream(runCtx, job, key, spec.ArtifactContentType(job), w.Produce, pr)
 		if uploadErr == nil {
 			res.Filename = filename
 			// A scheduled backup is kept by its schedule's retention instead.

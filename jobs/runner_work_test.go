@@ -19,7 +19,7 @@ import (
 func workFixture(t *testing.T) *fixture {
 	t.Helper()
 	f := setup(t)
-	f.runner.Registry = export.NewRegistry(export.ProbeLogSpec(), export.BackupSpec(time.UTC), export.RestoreSpec(nil))
+	f.runner.Registry = export.NewRegistry(export.ProbeLogSpec(), export.BackupSpec(time.UTC, export.BackupEncryption{}), export.RestoreSpec(nil))
 	return f
 }
 

@@ -588,7 +588,7 @@ func TestContentDisposition(t *testing.T) {
 		"a.csv": "text/csv; charset=utf-8", "a.TXT": "text/plain; charset=utf-8", "a.json": "application/json",
 		"a.jsonl": "application/x-ndjson", "a.csv.gz": "application/gzip",
 		"a.xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
-		"a.dump": "application/octet-stream", "a": "application/octet-stream",
+		"a.dump": "application/octet-stream", "a": "application/octet-stream", "backup.dump.age": "application/vnd.age",
 	} {
 		if got := ContentType(name); got != want {
 			t.Errorf("ContentType(%q) = %q; want %q", name, got, want)

@@ -15,6 +15,7 @@ import (
 	"github.com/oklog/ulid/v2"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/hubexport/hubexport/internal/agefile"
 	"github.com/hubexport/hubexport/internal/config"
 	"github.com/hubexport/hubexport/internal/export"
 	"github.com/hubexport/hubexport/internal/hub"
@@ -143,7 +144,19 @@ func newJobID() string {
 
 func registry(cfg *config.Config) *export.Registry {
 	return export.NewRegistry(export.ProbeLogSpec(), export.UsageLogSpec(), export.SessionRequestSpec(),
-		export.BackupSpec(cfg.Backup.Location), export.RestoreSpec(checkDatabaseURL))
+		export.BackupSpec(cfg.Backup.Location, backupEncryption(cfg)), export.RestoreSpec(checkDatabaseURL))
+}
+
+// backupEncryption is the server's backup encryption policy: configured
+// recipients make it required.
+func backupEncryption(cfg *config.Config) export.BackupEncryption {
+	return export.BackupEncryption{
+		Required: len(cfg.Backup.AgeRecipients) > 0,
+		CheckRecipient: func(s string) error {
+			_, err := agefile.ParseRecipient(s)
+			return err
+		},
+	}
 }
 
 // serve runs the chosen roles until ctx ends, then shuts down in order:
@@ -191,8 +204,8 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, r roles) e
 			SessionRequest:  &jobs.SessionRequestHandler{Runner: runner, Source: hub.NewSessions(d.hubRdb, hubDB)},
 			Maintenance:     &jobs.Maintenance{Store: d.store, Objects: d.objects, Redis: d.rdb, Log: log, Now: time.Now, Registry: reg, UploadRetention: cfg.ArtifactRetention},
 			WebhookDelivery: hooks.handler(met),
-			DatabaseBackup:  &jobs.DatabaseBackupHandler{Runner: runner, DB: dbTools, Size: hubDB},
-			DatabaseRestore: &jobs.DatabaseRestoreHandler{Runner: runner, DB: dbTools, Audit: d.store.Audit},
+			DatabaseBackup:  &jobs.DatabaseBackupHandler{Runner: runner, DB: dbTools, Size: hubDB, AgeRecipients: cfg.Backup.AgeRecipients},
+			DatabaseRestore: &jobs.DatabaseRestoreHandler{Runner: runner, DB: dbTools, Audit: d.store.Audit, Identities: cfg.Backup.AgeIdentities},
 		}, log)
 		if err := srv.Start(mux); err != nil {
 			return fmt.Errorf("start worker: %w", err)

@@ -15,6 +15,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/hubexport/hubexport/internal/agefile"
 )
 
 // Config is hubexport's configuration.
@@ -89,6 +91,13 @@ type Backup struct {
 	// at once, in slots of their own: a backup waiting for the lock never
 	// holds a slot exports and webhook deliveries need.
 	Concurrency int
+	// AgeRecipients, when not empty, is the server's encryption policy:
+	// every backup is encrypted to them (BACKUP_AGE_RECIPIENTS and
+	// BACKUP_AGE_RECIPIENTS_FILE together).
+	AgeRecipients []agefile.Recipient
+	// AgeIdentities decrypt encrypted dumps for restores
+	// (BACKUP_AGE_IDENTITY_FILE); nil when unset.
+	AgeIdentities *agefile.Identities
 }
 
 // S3 is the S3-compatible storage's settings.
@@ -170,6 +179,8 @@ func Load(lookup Lookup) (*Config, error) {
 			c.Backup.Location = loc
 		}
 	}
+	c.Backup.AgeRecipients = r.ageRecipients()
+	c.Backup.AgeIdentities = r.ageIdentities()
 	if c.Backup.LockRenew >= 5*time.Minute {
 		r.fail("BACKUP_LOCK_RENEW_INTERVAL", "must be shorter than the backup lock's 5-minute TTL")
 	}
@@ -256,7 +267,16 @@ func (c *Config) LogAttrs() []any {
 		"backup_timezone", c.Backup.Location.String(),
 		"pg_dump_path", c.Backup.PgDumpPath,
 		"pg_restore_path", c.Backup.PgRestorePath,
+		"backup_age_recipients", agefile.Fingerprints(c.Backup.AgeRecipients),
+		"backup_age_identity", set(identityKinds(c.Backup.AgeIdentities)),
 	}
+}
+
+func identityKinds(ids *agefile.Identities) string {
+	if ids == nil {
+		return ""
+	}
+	return strings.Join(ids.Kinds, ",")
 }
 
 // RedactURL hides the password of a URL.
@@ -391,4 +411,62 @@ func (r *reader) level(name string, def slog.Level) slog.Level {
 		return def
 	}
 	return l
+}
+
+// ageRecipients reads BACKUP_AGE_RECIPIENTS (comma-separated) and the file
+// BACKUP_AGE_RECIPIENTS_FILE names (one per line, '#' comments, as age -R
+// reads), together.
+func (r *reader) ageRecipients() []agefile.Recipient {
+	var out []agefile.Recipient
+	if v := r.str("BACKUP_AGE_RECIPIENTS", ""); v != "" {
+		for i, item := range strings.Split(v, ",") {
+			if strings.TrimSpace(item) == "" {
+				continue
+			}
+			rc, err := agefile.ParseRecipient(item)
+			if err != nil {
+				r.fail("BACKUP_AGE_RECIPIENTS", "item %d %v", i+1, err)
+				continue
+			}
+			out = append(out, rc)
+		}
+	}
+	if path := r.str("BACKUP_AGE_RECIPIENTS_FILE", ""); path != "" {
+		f, err := os.Open(path)
+		if err != nil {
+			r.fail("BACKUP_AGE_RECIPIENTS_FILE", "names a file that cannot be read: %v", err)
+			return out
+		}
+		defer f.Close()
+		rs, err := agefile.ParseRecipientsFile(f)
+		if err != nil {
+			r.fail("BACKUP_AGE_RECIPIENTS_FILE", "(%s): %v", path, err)
+			return out
+		}
+		if len(rs) == 0 {
+			r.fail("BACKUP_AGE_RECIPIENTS_FILE", "(%s) holds no recipient; add age1… or ssh-ed25519/ssh-rsa public keys, one per line, or unset it", path)
+		}
+		out = append(out, rs...)
+	}
+	return agefile.Dedupe(out)
+}
+
+// ageIdentities reads the file BACKUP_AGE_IDENTITY_FILE names: age
+// identities or an SSH private key. Errors never quote the file.
+func (r *reader) ageIdentities() *agefile.Identities {
+	path := r.str("BACKUP_AGE_IDENTITY_FILE", "")
+	if path == "" {
+		return nil
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		r.fail("BACKUP_AGE_IDENTITY_FILE", "names a file that cannot be read: %v", err)
+		return nil
+	}
+	ids, err := agefile.ParseIdentities(b)
+	if err != nil {
+		r.fail("BACKUP_AGE_IDENTITY_FILE", "(%s) %v", path, err)
+		return nil
+	}
+	return ids
 }

@@ -20,15 +20,83 @@ const (
 // ContentTypeDump is the content type of pg_dump custom-format archives.
 const ContentTypeDump = "application/octet-stream"
 
+// ContentTypeAge is the content type of an age-encrypted backup, whose
+// name ends in ExtensionAge.
+const (
+	ContentTypeAge = "application/vnd.age"
+	ExtensionAge   = ".age"
+)
+
+// maxAgeRecipients bounds a request's own recipients.
+const maxAgeRecipients = 20
+
 // BackupParams are the parameters of a database_backup, normalised.
 type BackupParams struct {
 	Mode string `json:"mode"`
+	// Encrypt: the dump is age-encrypted, to the server's recipients
+	// (BACKUP_AGE_RECIPIENTS) and AgeRecipients.
+	Encrypt bool `json:"encrypt,omitempty"`
+	// AgeRecipients are the request's (or schedule's) own recipients: age
+	// X25519 or SSH public keys.
+	AgeRecipients []string `json:"age_recipients,omitempty"`
 }
 
-// ParseBackupParams checks a database_backup request's params.
-func ParseBackupParams(raw json.RawMessage) (BackupParams, error) {
+// BackupEncryption is the server's backup encryption policy.
+type BackupEncryption struct {
+	// Required: the server has recipients of its own, so every backup is
+	// encrypted to them and no request or schedule can turn that off.
+	Required bool
+	// CheckRecipient validates one recipient given in a request; its error
+	// is shown to the user. Nil accepts none.
+	CheckRecipient func(string) error
+}
+
+// Encrypts reports whether a backup with params p is encrypted.
+func (e BackupEncryption) Encrypts(p BackupParams) bool { return e.Required || p.Encrypt }
+
+// resolve checks a request's encryption fields (under prefix: "params." or
+// "") and returns whether the backup is encrypted and to which of the
+// request's own recipients.
+func (e BackupEncryption) resolve(prefix string, encrypt *bool, recipients []string) (bool, []string, error) {
+	var out []string
+	seen := map[string]bool{}
+	if len(recipients) > maxAgeRecipients {
+		return false, nil, Invalid(prefix+"age_recipients", "holds %d recipients; give at most %d", len(recipients), maxAgeRecipients)
+	}
+	for i, r := range recipients {
+		r = strings.TrimSpace(r)
+		field := fmt.Sprintf("%sage_recipients[%d]", prefix, i)
+		if e.CheckRecipient == nil {
+			return false, nil, Invalid(field, "this server cannot encrypt to recipients given in a request")
+		}
+		if err := e.CheckRecipient(r); err != nil {
+			return false, nil, Invalid(field, "%v", err)
+		}
+		if !seen[r] {
+			seen[r] = true
+			out = append(out, r)
+		}
+	}
+	switch {
+	case encrypt != nil && !*encrypt && e.Required:
+		return false, nil, Invalid(prefix+"encrypt", "cannot be false: the server's policy requires every backup to be encrypted "+
+			"(BACKUP_AGE_RECIPIENTS is set); leave encrypt out or set it to true")
+	case encrypt != nil && !*encrypt && len(out) > 0:
+		return false, nil, Invalid(prefix+"encrypt", "is false but %sage_recipients is set; drop one of them", prefix)
+	case encrypt != nil && *encrypt && !e.Required && len(out) == 0:
+		return false, nil, Invalid(prefix+"age_recipients", "is required to encrypt: the server has no recipients of its own "+
+			"(BACKUP_AGE_RECIPIENTS is unset); give age1… or ssh-ed25519/ssh-rsa public keys")
+	}
+	return e.Required || len(out) > 0 || (encrypt != nil && *encrypt), out, nil
+}
+
+// ParseBackupParams checks a database_backup request's params against the
+// server's encryption policy.
+func ParseBackupParams(raw json.RawMessage, enc BackupEncryption) (BackupParams, error) {
 	var in struct {
-		Mode *string `json:"mode"`
+		Mode          *string  `json:"mode"`
+		Encrypt       *bool    `json:"encrypt"`
+		AgeRecipients []string `json:"age_recipients"`
 	}
 	if err := DecodeStrict(raw, &in, "params."); err != nil {
 		return BackupParams{}, err
@@ -42,7 +110,9 @@ func ParseBackupParams(raw json.RawMessage) (BackupParams, error) {
 			return p, Invalid("params.mode", "must be \"full\", \"exclude_logs\" or \"ledger_only\", not %q", *in.Mode)
 		}
 	}
-	return p, nil
+	var err error
+	p.Encrypt, p.AgeRecipients, err = enc.resolve("params.", in.Encrypt, in.AgeRecipients)
+	return p, err
 }
 
 // BackupFileSuffix is CCH's file name suffix for a mode.
@@ -68,24 +138,39 @@ func BackupFilename(t time.Time, loc *time.Location, mode string) string {
 // BackupSpec describes the database_backup type. File names show the job's
 // creation time in loc (BACKUP_TIMEZONE). Each backup sits in its own folder
 // under backups/, so two backups started in the same second (which CCH's
-// names cannot tell apart) never share a key.
-func BackupSpec(loc *time.Location) TypeSpec {
+// names cannot tell apart) never share a key. An encrypted backup's name
+// ends in .dump.age and its content type is ContentTypeAge.
+func BackupSpec(loc *time.Location, enc BackupEncryption) TypeSpec {
+	params := func(j *Job) BackupParams {
+		var p BackupParams
+		_ = json.Unmarshal(j.Params, &p)
+		return p
+	}
 	return TypeSpec{
 		Type:      TypeDatabaseBackup,
 		AdminOnly: true,
 		Formats:   []Format{FormatDump},
 		Parse: func(raw json.RawMessage, _ Principal) (json.RawMessage, error) {
-			p, err := ParseBackupParams(raw)
+			p, err := ParseBackupParams(raw, enc)
 			if err != nil {
 				return nil, err
 			}
 			return json.Marshal(p)
 		},
 		ContentType: func(Format) string { return ContentTypeDump },
+		JobContentType: func(j *Job) string {
+			if enc.Encrypts(params(j)) {
+				return ContentTypeAge
+			}
+			return ContentTypeDump
+		},
 		Filename: func(j *Job, _ time.Time) string {
-			var p BackupParams
-			_ = json.Unmarshal(j.Params, &p)
-			return BackupFilename(j.CreatedAt, loc, p.Mode)
+			p := params(j)
+			name := BackupFilename(j.CreatedAt, loc, p.Mode)
+			if enc.Encrypts(p) {
+				name += ExtensionAge
+			}
+			return name
 		},
 		StoragePrefix: func(j *Job) string { return "backups/" + j.ID + "/" },
 	}

@@ -20,7 +20,7 @@ func TestParseBackupParams(t *testing.T) {
 		{`{"mode":3}`, "", "params.mode"},
 		{`{"tables":["users"]}`, "", "params.tables"},
 	} {
-		p, err := ParseBackupParams(json.RawMessage(tc.raw))
+		p, err := ParseBackupParams(json.RawMessage(tc.raw), BackupEncryption{})
 		if tc.field != "" {
 			var e *Error
 			if !errors.As(err, &e) || e.Kind != KindInvalid || e.Fields[tc.field] == "" {
@@ -58,13 +58,86 @@ func TestBackupFilename(t *testing.T) {
 			t.Errorf("%v %s: %s, want %s", tc.loc, tc.mode, got, tc.want)
 		}
 	}
-	spec := BackupSpec(shanghai)
+	spec := BackupSpec(shanghai, BackupEncryption{})
 	j := &Job{ID: "exp_01", CreatedAt: at, Params: json.RawMessage(`{"mode":"exclude_logs"}`)}
 	if got := spec.ArtifactKey(j, spec.Filename(j, time.Now())); got != "backups/exp_01/backup_2026-08-04T10-36-52_no-logs.dump" {
 		t.Errorf("backup key %s", got)
 	}
 	if got := ProbeLogSpec().ArtifactPrefix(j); got != "exports/2026/08/exp_01/" {
 		t.Errorf("default prefix %s", got)
+	}
+}
+
+// A key's text stands in for real recipients: the domain only asks the
+// injected checker.
+func checkKey(s string) error {
+	if !strings.HasPrefix(s, "age1") && !strings.HasPrefix(s, "ssh-ed25519 ") {
+		return errors.New("is not a recipient")
+	}
+	return nil
+}
+
+func TestBackupEncryptionPolicy(t *testing.T) {
+	t.Parallel()
+	open := BackupEncryption{CheckRecipient: checkKey}
+	policy := BackupEncryption{Required: true, CheckRecipient: checkKey}
+	for _, tc := range []struct {
+		name  string
+		enc   BackupEncryption
+		raw   string
+		want  string // normalised params
+		field string // or the field of the 400
+		msg   string // and a phrase of its message
+	}{
+		{name: "no policy, no ask", enc: open, raw: `{}`, want: `{"mode":"full"}`},
+		{name: "no policy, explicit plain", enc: open, raw: `{"encrypt":false}`, want: `{"mode":"full"}`},
+		{name: "own recipients turn it on", enc: open, raw: `{"age_recipients":["age1aaa"," ssh-ed25519 AAAA ","age1aaa"]}`,
+			want: `{"mode":"full","encrypt":true,"age_recipients":["age1aaa","ssh-ed25519 AAAA"]}`},
+		{name: "encrypt without any recipient", enc: open, raw: `{"encrypt":true}`, field: "params.age_recipients", msg: "BACKUP_AGE_RECIPIENTS is unset"},
+		{name: "plain with recipients", enc: open, raw: `{"encrypt":false,"age_recipients":["age1aaa"]}`, field: "params.encrypt", msg: "drop one"},
+		{name: "bad recipient", enc: open, raw: `{"age_recipients":["age1aaa","AGE-SECRET"]}`, field: "params.age_recipients[1]", msg: "is not a recipient"},
+		{name: "policy encrypts by default", enc: policy, raw: `{"mode":"exclude_logs"}`, want: `{"mode":"exclude_logs","encrypt":true}`},
+		{name: "policy plus own", enc: policy, raw: `{"encrypt":true,"age_recipients":["age1bbb"]}`, want: `{"mode":"full","encrypt":true,"age_recipients":["age1bbb"]}`},
+		{name: "policy cannot be turned off", enc: policy, raw: `{"encrypt":false}`, field: "params.encrypt", msg: "the server's policy requires every backup to be encrypted"},
+		{name: "no checker", enc: BackupEncryption{}, raw: `{"age_recipients":["age1aaa"]}`, field: "params.age_recipients[0]", msg: "cannot encrypt"},
+	} {
+		p, err := ParseBackupParams(json.RawMessage(tc.raw), tc.enc)
+		if tc.field != "" {
+			var e *Error
+			if !errors.As(err, &e) || e.Kind != KindInvalid || !strings.Contains(e.Fields[tc.field], tc.msg) {
+				t.Errorf("%s: error %v, want one naming %s saying %q", tc.name, err, tc.field, tc.msg)
+			}
+			continue
+		}
+		if err != nil {
+			t.Errorf("%s: %v", tc.name, err)
+			continue
+		}
+		if got := mustJSON(t, p); got != tc.want {
+			t.Errorf("%s: %s, want %s", tc.name, got, tc.want)
+		}
+	}
+
+	at := time.Date(2026, 8, 4, 2, 36, 52, 0, time.UTC)
+	for _, tc := range []struct {
+		enc          BackupEncryption
+		params, name string
+		ct           string
+	}{
+		{open, `{"mode":"full"}`, "backup_2026-08-04T02-36-52.dump", ContentTypeDump},
+		{open, `{"mode":"full","encrypt":true,"age_recipients":["age1aaa"]}`, "backup_2026-08-04T02-36-52.dump.age", ContentTypeAge},
+		// A worker whose server encrypts encrypts every backup, also one
+		// queued before the policy was set.
+		{policy, `{"mode":"ledger_only"}`, "backup_2026-08-04T02-36-52_ledger-only.dump.age", ContentTypeAge},
+	} {
+		spec := BackupSpec(time.UTC, tc.enc)
+		j := &Job{ID: "exp_01", CreatedAt: at, Format: FormatDump, Params: json.RawMessage(tc.params)}
+		if got := spec.Filename(j, at); got != tc.name {
+			t.Errorf("%s: file %s, want %s", tc.params, got, tc.name)
+		}
+		if got := spec.ArtifactContentType(j); got != tc.ct {
+			t.Errorf("%s: content type %s, want %s", tc.params, got, tc.ct)
+		}
 	}
 }
 

@@ -49,6 +49,9 @@ type TypeSpec struct {
 	Parse func(raw json.RawMessage, p Principal) (json.RawMessage, error)
 	// ContentType of the artifact for a format.
 	ContentType func(Format) string
+	// JobContentType, if set, is the artifact's content type when it
+	// depends on more than the format (an encrypted backup).
+	JobContentType func(j *Job) string
 	// Filename of the artifact, given the job and the time it ends.
 	Filename func(j *Job, now time.Time) string
 	// StoragePrefix, if set, is the folder (ending in "/") of a job's
@@ -73,6 +76,14 @@ func (s TypeSpec) ArtifactPrefix(j *Job) string {
 	}
 	c := j.CreatedAt.UTC()
 	return fmt.Sprintf("exports/%04d/%02d/%s/", c.Year(), int(c.Month()), j.ID)
+}
+
+// ArtifactContentType is the content type of job j's artifact.
+func (s TypeSpec) ArtifactContentType(j *Job) string {
+	if s.JobContentType != nil {
+		return s.JobContentType(j)
+	}
+	return s.ContentType(j.Format)
 }
 
 // ArtifactKey is where job j's artifact named filename is stored.
