@@ -51,9 +51,10 @@ func (h *DatabaseBackupHandler) ProcessTask(ctx context.Context, t *asynq.Task) 
 
 // backupAttempt carries one attempt's tools from the dump to its check.
 type backupAttempt struct {
-	h     *DatabaseBackupHandler
-	mode  string
-	tools *pgdump.Tools
+	h        *DatabaseBackupHandler
+	mode     string
+	tools    *pgdump.Tools
+	manifest export.BackupManifest
 }
 
 func (a *backupAttempt) produce(ctx context.Context, job *export.Job, w io.Writer, pr *Progress) (int64, error) {
@@ -96,10 +97,16 @@ func (a *backupAttempt) produce(ctx context.Context, job *export.Job, w io.Write
 		total = 0
 	}
 	pr.Set(0, total, "bytes")
+	mt, err := startManifest(lockCtx, h.DB.Conn, pgdump.Mode(p.Mode), job.ID)
+	if err != nil {
+		return fail(err)
+	}
+	defer mt.stop(ctx)
 	_, err = a.tools.Dump(lockCtx, pgdump.DumpOptions{
 		Conn:           toolConn(h.DB.Conn, major),
 		Mode:           pgdump.Mode(p.Mode),
 		ExcludeSchemas: []string{ownSchema},
+		Snapshot:       mt.snap.ID,
 		OnProgress: func(n int64) {
 			if total > 0 && n >= total {
 				total = n + 1 // the estimate was low: keep the bar short of full
@@ -112,6 +119,9 @@ func (a *backupAttempt) produce(ctx context.Context, job *export.Job, w io.Write
 			err = lockLost("dump", errors.Join(lerr, err))
 		}
 		return fail(err)
+	}
+	if a.manifest, err = mt.finish(ctx); err != nil {
+		return fail(fmt.Errorf("jobs: backup manifest: %w", err))
 	}
 	_ = pr.Note(ctx, "verifying the dump")
 	return 0, nil
@@ -145,8 +155,9 @@ func (a *backupAttempt) verify(ctx context.Context, job *export.Job, key string,
 		"mode":            a.mode,
 		"server_version":  toc.DumpedFrom,
 		"pg_dump_version": a.tools.PgDump.Version.Text,
+		"manifest":        a.manifest,
 	}
-	return nil
+	return writeManifest(ctx, a.h.Runner.Objects, key, a.manifest)
 }
 
 func unverifiable(why string, cause error) error {
