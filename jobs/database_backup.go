@@ -60,9 +60,10 @@ func (h *DatabaseBackupHandler) ProcessTask(ctx context.Context, t *asynq.Task) 
 
 // backupAttempt carries one attempt's tools from the dump to its check.
 type backupAttempt struct {
-	h     *DatabaseBackupHandler
-	mode  string
-	tools *pgdump.Tools
+	h        *DatabaseBackupHandler
+	mode     string
+	tools    *pgdump.Tools
+	manifest export.BackupManifest
 	// Set for an encrypted backup: its recipients, and what the plaintext
 	// tee saw.
 	recipients []agefile.Recipient
@@ -135,6 +136,11 @@ func (a *backupAttempt) produce(ctx context.Context, job *export.Job, w io.Write
 		total = 0
 	}
 	pr.Set(0, total, "bytes")
+	mt, err := startManifest(lockCtx, h.DB.Conn, pgdump.Mode(p.Mode), job.ID)
+	if err != nil {
+		return fail(err)
+	}
+	defer mt.stop(ctx)
 	if len(a.recipients) > 0 {
 		enc, err := agefile.Encrypt(w, a.recipients)
 		if err != nil {
@@ -147,6 +153,7 @@ func (a *backupAttempt) produce(ctx context.Context, job *export.Job, w io.Write
 		Conn:           toolConn(h.DB.Conn, major),
 		Mode:           pgdump.Mode(p.Mode),
 		ExcludeSchemas: []string{ownSchema},
+		Snapshot:       mt.snap.ID,
 		OnProgress: func(n int64) {
 			if total > 0 && n >= total {
 				total = n + 1 // the estimate was low: keep the bar short of full
@@ -164,6 +171,9 @@ func (a *backupAttempt) produce(ctx context.Context, job *export.Job, w io.Write
 			err = lockLost("dump", errors.Join(lerr, err))
 		}
 		return fail(err)
+	}
+	if a.manifest, err = mt.finish(ctx); err != nil {
+		return fail(fmt.Errorf("jobs: backup manifest: %w", err))
 	}
 	_ = pr.Note(ctx, "verifying the dump")
 	return 0, nil
@@ -207,6 +217,7 @@ func (a *backupAttempt) verify(ctx context.Context, job *export.Job, key string,
 		"mode":            a.mode,
 		"server_version":  toc.DumpedFrom,
 		"pg_dump_version": a.tools.PgDump.Version.Text,
+		"manifest":        a.manifest,
 	}
 	if a.plain != nil {
 		res.Details["encrypted"] = true
@@ -215,7 +226,7 @@ func (a *backupAttempt) verify(ctx context.Context, job *export.Job, key string,
 		res.Details["plaintext_bytes"] = a.plain.n
 		res.Details["plaintext_sha256"] = hex.EncodeToString(a.plain.h.Sum(nil))
 	}
-	return nil
+	return writeManifest(ctx, a.h.Runner.Objects, key, a.manifest)
 }
 
 // plainTee takes the dump's plaintext: it hands it to the age encryptor and

@@ -83,7 +83,7 @@ func (m *Maintenance) RunCleanup(ctx context.Context) (expired, leftovers int, e
 			return expired, leftovers, err
 		}
 		for _, j := range jobs {
-			if err := m.Objects.Delete(ctx, j.StorageKey); err != nil {
+			if err := export.DeleteArtifact(ctx, m.Objects, j.StorageKey); err != nil {
 				return expired, leftovers, fmt.Errorf("jobs: delete expired artifact of %s: %w", j.ID, err)
 			}
 			if err := m.Store.Expire(ctx, j.ID); err != nil {

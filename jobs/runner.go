@@ -252,7 +252,7 @@ func (r *Runner) RunWork(ctx context.Context, t *asynq.Task, w Work) error {
 		if errors.Is(err, export.ErrSuperseded) {
 			uploadErr = errSuperseded
 			if j, jerr := r.Store.Job(ctx, jobID); jerr == nil && j.Status == export.StatusCanceled && key != "" {
-				if derr := r.Objects.Delete(context.WithoutCancel(ctx), key); derr != nil {
+				if derr := export.DeleteArtifact(context.WithoutCancel(ctx), r.Objects, key); derr != nil {
 					log.WarnContext(ctx, "canceled_artifact_delete_failed", "error", derr)
 					_ = r.Store.MarkLeftovers(context.WithoutCancel(ctx), jobID, true)
 				}
@@ -359,7 +359,7 @@ func (r *Runner) verify(ctx context.Context, log *slog.Logger, job *export.Job, 
 		return nil
 	}
 	bg := context.WithoutCancel(ctx)
-	if derr := r.Objects.Delete(bg, key); derr != nil {
+	if derr := export.DeleteArtifact(bg, r.Objects, key); derr != nil {
 		log.WarnContext(ctx, "unverified_artifact_delete_failed", "storage_key", key, "error", derr)
 	}
 	if ctx.Err() == nil {

@@ -306,7 +306,8 @@ func TestBackupRestoreRoundTrip(t *testing.T) {
 
 	b := s.finish(s.backup(""), time.Minute)
 	s.checkBackup(b, "")
-	if files := filesUnder(t, dir); len(files) != 1 || files[0] != filepath.Join("backups", b.ID, b.Result.Filename) {
+	if files := filesUnder(t, dir); len(files) != 2 || files[0] != filepath.Join("backups", b.ID, b.Result.Filename) ||
+		files[1] != filepath.Join("backups", b.ID, b.Result.Filename+".manifest.json") {
 		t.Fatalf("storage holds %v", files)
 	}
 	// The name shows the creation time in BACKUP_TIMEZONE (UTC+8).

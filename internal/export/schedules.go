@@ -567,7 +567,7 @@ func (s *Schedules) ApplyRetention(ctx context.Context, sch *Schedule) (int, err
 	dropped := 0
 	for _, d := range RetentionDrops(sch.Retention, backups, s.Now(), loc) {
 		if d.Job.StorageKey != "" {
-			if err := s.Objects.Delete(ctx, d.Job.StorageKey); err != nil {
+			if err := DeleteArtifact(ctx, s.Objects, d.Job.StorageKey); err != nil {
 				return dropped, fmt.Errorf("export: delete backup %s of schedule %s: %w", d.Job.ID, sch.ID, err)
 			}
 		}

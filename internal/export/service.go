@@ -223,7 +223,7 @@ func (s *Service) Cancel(ctx context.Context, p Principal, id, address string) (
 	}
 	action = "export.delete_artifact"
 	if j.StorageKey != "" && j.Status == StatusSucceeded {
-		if err := s.Objects.Delete(ctx, j.StorageKey); err != nil {
+		if err := DeleteArtifact(ctx, s.Objects, j.StorageKey); err != nil {
 			return nil, fmt.Errorf("export: delete artifact of %s: %w", id, err)
 		}
 		deleted, err := s.Store.MarkArtifactDeleted(ctx, id)

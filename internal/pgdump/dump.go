@@ -52,6 +52,9 @@ type DumpOptions struct {
 	// ExcludeSchemas are left out whole (--exclude-schema), e.g. the service's own schema,
 	// which a restore would otherwise roll back along with the hub's tables.
 	ExcludeSchemas []string
+	// Snapshot, when set, is a snapshot exported by a transaction that stays open until the
+	// dump ends (--snapshot): the dump reads exactly what that transaction sees.
+	Snapshot string
 	// OnProgress, when set, is called after each write to w with the bytes written so far.
 	OnProgress func(bytes int64)
 }
@@ -73,6 +76,9 @@ func dumpArgs(o DumpOptions) []string {
 	}
 	for _, s := range o.ExcludeSchemas {
 		a = append(a, "--exclude-schema="+s)
+	}
+	if o.Snapshot != "" {
+		a = append(a, "--snapshot="+o.Snapshot)
 	}
 	return a
 }
