@@ -245,6 +245,8 @@ func TestBrowser(t *testing.T) {
 			t.Errorf("create button in Chinese: %q", got)
 		}
 		b.do(chromedp.Reload(), chromedp.WaitVisible("#page-exports"))
+		// The job list loads after the page shows.
+		b.waitFor(`document.querySelector('`+card+` .status') !== null`, 10*time.Second)
 		if got, status := b.text("#create"), b.text(card+" .status"); got != "开始导出" || status != "已完成" {
 			t.Errorf("after a reload: %q, status %q", got, status)
 		}

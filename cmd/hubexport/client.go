@@ -341,6 +341,8 @@ type cliJob struct {
 	Error *struct {
 		Code    string `json:"code"`
 		Message string `json:"message"`
+		// Detail is the raw cause, shown to administrators only.
+		Detail string `json:"detail"`
 	} `json:"error"`
 
 	raw json.RawMessage
@@ -420,8 +422,11 @@ func (c *client) run(ctx context.Context, o *exportOptions, stdout io.Writer) er
 		if o.jsonOut {
 			_ = printJSON(stdout, job.raw)
 		}
-		if job.Error != nil {
-			return fmt.Errorf("job %s %s: %s (%s)", job.ID, job.Status, job.Error.Message, job.Error.Code)
+		if e := job.Error; e != nil && e.Detail != "" {
+			return fmt.Errorf("job %s %s: %s: %s (%s)", job.ID, job.Status, e.Message, e.Detail, e.Code)
+		}
+		if e := job.Error; e != nil {
+			return fmt.Errorf("job %s %s: %s (%s)", job.ID, job.Status, e.Message, e.Code)
 		}
 		return fmt.Errorf("job %s %s", job.ID, job.Status)
 	}
