@@ -2,6 +2,8 @@ package jobs
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -42,6 +44,8 @@ type DatabaseRestoreHandler struct {
 	TempDir string
 	// Audit, if set, records the outcome of every restore in the audit trail.
 	Audit func(ctx context.Context, e export.AuditEntry) error
+	// Uploads holds the size and SHA-256 declared for each upload.
+	Uploads export.UploadStore
 }
 
 // ProcessTask implements asynq.Handler.
@@ -77,13 +81,17 @@ func (h *DatabaseRestoreHandler) act(ctx context.Context, job *export.Job, pr *P
 		}
 	}()
 
-	key := export.UploadKey(p.UploadID)
+	// want pins the restore to the bytes that were checked: the digest
+	// declared for the upload, or the one recorded when the backup was made.
+	key, want := export.UploadKey(p.UploadID), ""
 	if p.BackupJobID != "" {
-		if key, err = export.RestoreSourceKey(ctx, h.Runner.Store, p.BackupJobID, h.Runner.Now()); err != nil {
+		if key, want, err = export.RestoreSource(ctx, h.Runner.Store, p.BackupJobID, h.Runner.Now()); err != nil {
 			return nil, err
 		}
+	} else if want, err = h.uploadDigest(ctx, p.UploadID, source); err != nil {
+		return nil, err
 	}
-	path, err := h.fetch(ctx, key, source, pr)
+	path, err := h.fetch(ctx, key, source, want, pr)
 	if err != nil {
 		return nil, err
 	}
@@ -160,19 +168,35 @@ func (h *DatabaseRestoreHandler) act(ctx context.Context, job *export.Job, pr *P
 	details["message"] = "restored; " + export.RestoreAdvice
 	pr.Set(total, total, "objects")
 
-	// The upload has served its purpose; a backup job's file stays.
+	// The upload has served its purpose; a backup job's file stays. The
+	// record goes with it, so the upload id cannot be restored again.
 	if p.UploadID != "" {
 		if derr := h.Runner.Objects.Delete(context.WithoutCancel(ctx), key); derr != nil {
 			log.WarnContext(ctx, "upload_delete_failed", "storage_key", key, "error", derr)
+		} else if derr := h.Uploads.DeleteUpload(context.WithoutCancel(ctx), p.UploadID); derr != nil {
+			log.WarnContext(ctx, "upload_delete_failed", "upload_id", p.UploadID, "error", derr)
 		}
 	}
 	return details, nil
 }
 
+// uploadDigest returns the SHA-256 declared when upload id was created.
+func (h *DatabaseRestoreHandler) uploadDigest(ctx context.Context, id, source string) (string, error) {
+	u, err := h.Uploads.Upload(ctx, id)
+	if errors.Is(err, export.ErrNotFound) {
+		return "", export.Errorf(export.KindInvalid, "dump_not_found", "%s is unknown or was removed; request a new upload URL and upload the dump again", source)
+	}
+	if err != nil {
+		return "", fmt.Errorf("jobs: restore: read upload %s: %w", id, err)
+	}
+	return u.SHA256, nil
+}
+
 // fetch copies the dump at key into a temporary file. The first bytes are
 // checked before anything is written: a file that is not a custom-format
-// dump fails with not_a_dump.
-func (h *DatabaseRestoreHandler) fetch(ctx context.Context, key, source string, pr *Progress) (string, error) {
+// dump fails with not_a_dump. When want is set, the bytes read must have
+// that SHA-256, or nothing is restored (dump_checksum_mismatch).
+func (h *DatabaseRestoreHandler) fetch(ctx context.Context, key, source, want string, pr *Progress) (string, error) {
 	_ = pr.Note(ctx, "fetching the dump")
 	rc, err := h.Runner.Objects.Open(ctx, key)
 	if errors.Is(err, os.ErrNotExist) {
@@ -182,7 +206,8 @@ func (h *DatabaseRestoreHandler) fetch(ctx context.Context, key, source string, 
 		return "", &storageError{err}
 	}
 	defer rc.Close()
-	r, err := pgdump.CheckMagic(rc)
+	hr := &hashReader{r: rc, h: sha256.New()}
+	r, err := pgdump.CheckMagic(hr)
 	if err != nil {
 		return "", err
 	}
@@ -215,6 +240,10 @@ func (h *DatabaseRestoreHandler) fetch(ctx context.Context, key, source string, 
 	}
 	if err == nil {
 		err = ctx.Err()
+	}
+	if got := hex.EncodeToString(hr.h.Sum(nil)); err == nil && want != "" && got != want {
+		err = export.Errorf(export.KindInvalid, "dump_checksum_mismatch",
+			"the dump of %s in storage has SHA-256 %s, not the %s recorded for it: it was changed after it was uploaded or made; nothing was restored", source, got, want)
 	}
 	if err != nil {
 		os.Remove(f.Name())
