@@ -21,7 +21,7 @@ import (
 	"github.com/hubexport/hubexport/internal/testenv"
 )
 
-type uploadTicket struct {
+type testTicket struct {
 	UploadID  string            `json:"upload_id"`
 	URL       string            `json:"url"`
 	Method    string            `json:"method"`
@@ -38,10 +38,10 @@ func sha256Hex(b []byte) string {
 }
 
 // ticket asks for an upload URL for data, declaring its size and SHA-256.
-func (s *stack) ticket(data []byte) uploadTicket {
+func (s *stack) ticket(data []byte) testTicket {
 	s.t.Helper()
 	r := s.do("POST", "/api/v1/restores/uploads", adminToken, map[string]any{"size_bytes": len(data), "sha256": sha256Hex(data)})
-	var tk uploadTicket
+	var tk testTicket
 	r.json(s.t, &tk)
 	if r.status != 201 || tk.Method != "PUT" || tk.URL == "" || !strings.HasPrefix(tk.UploadID, "upl_") ||
 		tk.SizeBytes != int64(len(data)) || tk.SHA256 != sha256Hex(data) || tk.Headers == nil {
@@ -51,7 +51,7 @@ func (s *stack) ticket(data []byte) uploadTicket {
 }
 
 // put PUTs body to a ticket's URL with the headers it names.
-func (s *stack) put(tk uploadTicket, body []byte) (int, string) {
+func (s *stack) put(tk testTicket, body []byte) (int, string) {
 	s.t.Helper()
 	req, err := http.NewRequest("PUT", tk.URL, bytes.NewReader(body))
 	if err != nil {
@@ -215,5 +215,43 @@ func TestRestoreSwappedDump(t *testing.T) {
 			t.Fatalf("the swapped dump was restored into the hub (%v)", params)
 		}
 		sameTables(t, after, before)
+	}
+}
+
+// hubexport export restore --upload FILE declares the file's size and
+// SHA-256, PUTs it with the headers the ticket names, and restores it.
+func TestCLIRestoreUpload(t *testing.T) {
+	t.Parallel()
+	bucket := testenv.NewS3(t)
+	for _, backend := range []string{"local", "s3"} {
+		t.Run(backend, func(t *testing.T) {
+			t.Parallel()
+			var opts []stackOpt
+			if backend == "s3" {
+				opts = append(opts, withS3(bucket, bucket.Endpoint), func(env map[string]string) { env["STORAGE_URL"] = "s3://" + bucket.Bucket + "/cli" })
+			}
+			s := newStack(t, opts...)
+			s.start("serve")
+			b := s.finish(s.backup(""), time.Minute)
+			dump := s.checkBackup(b, "")
+			dir := t.TempDir()
+			file := filepath.Join(dir, "hub.dump")
+			if err := os.WriteFile(file, dump, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			target := emptyDatabase(t)
+			r := cli(t, dir, nil, "restore", "--server", s.base, "--token", adminToken, "--upload", file,
+				"--target-database-url", target, "--skip-logs", "--wait")
+			if r.code != 0 || !strings.Contains(r.stderr, "uploaded "+file+" as upl_") || !strings.Contains(r.stderr, sha256Hex(dump)) {
+				t.Fatalf("exit %d\nstderr: %s", r.code, r.stderr)
+			}
+			if got := fingerprint(t, target); got["public.users"].Rows == 0 {
+				t.Errorf("nothing restored: %v", got)
+			}
+		})
+	}
+	r := cli(t, t.TempDir(), nil, "restore", "--server", "http://127.0.0.1:1", "--token", adminToken, "--upload", "x.dump", "--upload-id", "upl_0123456789abcdef0123456789abcdef")
+	if r.code != 2 || !strings.Contains(r.stderr, "--upload") {
+		t.Errorf("--upload with --upload-id: exit %d, %s", r.code, r.stderr)
 	}
 }
