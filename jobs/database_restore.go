@@ -3,6 +3,8 @@ package jobs
 import (
 	"bufio"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -47,6 +49,8 @@ type DatabaseRestoreHandler struct {
 	// Identities decrypt age-encrypted dumps (BACKUP_AGE_IDENTITY_FILE);
 	// nil: an encrypted dump fails with decrypt_identity_missing.
 	Identities *agefile.Identities
+	// Uploads holds the size and SHA-256 declared for each upload.
+	Uploads export.UploadStore
 }
 
 // ProcessTask implements asynq.Handler.
@@ -82,13 +86,17 @@ func (h *DatabaseRestoreHandler) act(ctx context.Context, job *export.Job, pr *P
 		}
 	}()
 
-	key := export.UploadKey(p.UploadID)
+	// want pins the restore to the bytes that were checked: the digest
+	// declared for the upload, or the one recorded when the backup was made.
+	key, want := export.UploadKey(p.UploadID), ""
 	if p.BackupJobID != "" {
-		if key, err = export.RestoreSourceKey(ctx, h.Runner.Store, p.BackupJobID, h.Runner.Now()); err != nil {
+		if key, want, err = export.RestoreSource(ctx, h.Runner.Store, p.BackupJobID, h.Runner.Now()); err != nil {
 			return nil, err
 		}
+	} else if want, err = h.uploadDigest(ctx, p.UploadID, source); err != nil {
+		return nil, err
 	}
-	path, encrypted, err := h.fetch(ctx, key, source, pr)
+	path, encrypted, err := h.fetch(ctx, key, source, want, pr)
 	if err != nil {
 		return nil, err
 	}
@@ -166,13 +174,28 @@ func (h *DatabaseRestoreHandler) act(ctx context.Context, job *export.Job, pr *P
 	details["message"] = "restored; " + export.RestoreAdvice
 	pr.Set(total, total, "objects")
 
-	// The upload has served its purpose; a backup job's file stays.
+	// The upload has served its purpose; a backup job's file stays. The
+	// record goes with it, so the upload id cannot be restored again.
 	if p.UploadID != "" {
 		if derr := h.Runner.Objects.Delete(context.WithoutCancel(ctx), key); derr != nil {
 			log.WarnContext(ctx, "upload_delete_failed", "storage_key", key, "error", derr)
+		} else if derr := h.Uploads.DeleteUpload(context.WithoutCancel(ctx), p.UploadID); derr != nil {
+			log.WarnContext(ctx, "upload_delete_failed", "upload_id", p.UploadID, "error", derr)
 		}
 	}
 	return details, nil
+}
+
+// uploadDigest returns the SHA-256 declared when upload id was created.
+func (h *DatabaseRestoreHandler) uploadDigest(ctx context.Context, id, source string) (string, error) {
+	u, err := h.Uploads.Upload(ctx, id)
+	if errors.Is(err, export.ErrNotFound) {
+		return "", export.Errorf(export.KindInvalid, "dump_not_found", "%s is unknown or was removed; request a new upload URL and upload the dump again", source)
+	}
+	if err != nil {
+		return "", fmt.Errorf("jobs: restore: read upload %s: %w", id, err)
+	}
+	return u.SHA256, nil
 }
 
 // fetch copies the dump at key into a temporary file, decrypting an age file
@@ -180,7 +203,10 @@ func (h *DatabaseRestoreHandler) act(ctx context.Context, job *export.Job, pr *P
 // checked before anything is written: a file that is not a custom-format
 // dump fails with not_a_dump, an encrypted one without an identity with
 // decrypt_identity_missing, and one no identity opens with decrypt_failed.
-func (h *DatabaseRestoreHandler) fetch(ctx context.Context, key, source string, pr *Progress) (path string, encrypted bool, err error) {
+// When want is set, the bytes read from storage (as stored, before any
+// decryption) must have that SHA-256, or nothing is restored
+// (dump_checksum_mismatch).
+func (h *DatabaseRestoreHandler) fetch(ctx context.Context, key, source, want string, pr *Progress) (path string, encrypted bool, err error) {
 	_ = pr.Note(ctx, "fetching the dump")
 	rc, err := h.Runner.Objects.Open(ctx, key)
 	if errors.Is(err, os.ErrNotExist) {
@@ -190,7 +216,8 @@ func (h *DatabaseRestoreHandler) fetch(ctx context.Context, key, source string, 
 		return "", false, &storageError{err}
 	}
 	defer rc.Close()
-	src := bufio.NewReaderSize(agefile.MarkSource(rc), 64<<10)
+	hr := &hashReader{r: rc, h: sha256.New()}
+	src := bufio.NewReaderSize(agefile.MarkSource(hr), 64<<10)
 	head, err := src.Peek(agefile.HeaderLen)
 	if err != nil && !errors.Is(err, io.EOF) {
 		return "", false, &storageError{fmt.Errorf("read %s: %w", key, err)}
@@ -235,6 +262,16 @@ func (h *DatabaseRestoreHandler) fetch(ctx context.Context, key, source string, 
 	}
 	if err == nil {
 		err = ctx.Err()
+	}
+	if err == nil && want != "" {
+		// Hash every stored byte, also any a decryptor left unread after its last chunk.
+		if _, derr := io.Copy(io.Discard, src); derr != nil {
+			err = h.readError(derr, key, source)
+		}
+	}
+	if got := hex.EncodeToString(hr.h.Sum(nil)); err == nil && want != "" && got != want {
+		err = export.Errorf(export.KindInvalid, "dump_checksum_mismatch",
+			"the dump of %s in storage has SHA-256 %s, not the %s recorded for it: it was changed after it was uploaded or made; nothing was restored", source, got, want)
 	}
 	if err != nil {
 		os.Remove(f.Name())

@@ -52,6 +52,9 @@ type Maintenance struct {
 	// is kept after it was written; a successful restore deletes it sooner.
 	// The app sets it to ARTIFACT_RETENTION. Zero keeps uploads forever.
 	UploadRetention time.Duration
+	// Uploads holds the records of restore uploads; a stale record goes
+	// with its object.
+	Uploads export.UploadStore
 }
 
 // Cleanup handles TypeCleanup. When several schedulers enqueue the same
@@ -116,17 +119,40 @@ func (m *Maintenance) RunCleanup(ctx context.Context) (expired, leftovers int, e
 	return expired, leftovers, err
 }
 
-// expireUploads deletes the committed restore uploads last written more than
-// UploadRetention ago, logging upload_expired for each.
+// expireUploads deletes the restore uploads created more than
+// UploadRetention ago (object, then record), and the committed objects
+// under export.UploadsPrefix last written before then whatever their record
+// says, logging upload_expired for each.
 func (m *Maintenance) expireUploads(ctx context.Context) (int, error) {
 	if m.UploadRetention <= 0 {
 		return 0, nil
 	}
-	keys, err := m.Objects.ListOlder(ctx, export.UploadsPrefix, m.Now().Add(-m.UploadRetention))
-	if err != nil {
-		return 0, fmt.Errorf("jobs: list expired uploads: %w", err)
-	}
+	before := m.Now().Add(-m.UploadRetention)
 	n := 0
+	for m.Uploads != nil {
+		ups, err := m.Uploads.StaleUploads(ctx, before, 100)
+		if err != nil {
+			return n, fmt.Errorf("jobs: list expired uploads: %w", err)
+		}
+		for _, u := range ups {
+			key := export.UploadKey(u.ID)
+			if err := m.Objects.Delete(ctx, key); err != nil {
+				return n, fmt.Errorf("jobs: delete expired upload %s: %w", key, err)
+			}
+			if err := m.Uploads.DeleteUpload(ctx, u.ID); err != nil {
+				return n, fmt.Errorf("jobs: delete record of upload %s: %w", u.ID, err)
+			}
+			m.Log.InfoContext(ctx, "upload_expired", "upload_id", u.ID, "storage_key", key)
+			n++
+		}
+		if len(ups) < 100 {
+			break
+		}
+	}
+	keys, err := m.Objects.ListOlder(ctx, export.UploadsPrefix, before)
+	if err != nil {
+		return n, fmt.Errorf("jobs: list expired uploads: %w", err)
+	}
 	for _, key := range keys {
 		if err := m.Objects.Delete(ctx, key); err != nil {
 			return n, fmt.Errorf("jobs: delete expired upload %s: %w", key, err)

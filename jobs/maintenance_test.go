@@ -3,6 +3,7 @@ package jobs
 import (
 	"bytes"
 	"context"
+	"errors"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -37,10 +38,21 @@ func TestRunCleanupExpiresOldUploads(t *testing.T) {
 	freshKey := export.UploadKey("upl_00000000000000000000000000000002")
 	putObject(oldKey, 48*time.Hour)
 	putObject(freshKey, time.Minute)
+	// Records: one created two days ago (its object was written just now, so
+	// only the record's age can tell it is stale), one fresh.
+	staleID, liveID := "upl_00000000000000000000000000000003", "upl_00000000000000000000000000000004"
+	for id, age := range map[string]time.Duration{staleID: 48 * time.Hour, liveID: time.Minute} {
+		at := time.Now().Add(-age).UTC()
+		if err := f.store.CreateUpload(ctx, &export.RestoreUpload{ID: id, SizeBytes: 4, SHA256: strings.Repeat("a", 64),
+			UserID: -1, KeyID: -1, Actor: "admin_token", CreatedAt: at, ExpiresAt: at.Add(export.UploadTTL)}); err != nil {
+			t.Fatal(err)
+		}
+		putObject(export.UploadKey(id), time.Minute)
+	}
 
 	var logs bytes.Buffer
 	m := &Maintenance{Store: f.store, Objects: f.objects, Redis: f.rdb, Now: time.Now,
-		Log: slog.New(slog.NewTextHandler(&logs, nil)), UploadRetention: 24 * time.Hour}
+		Log: slog.New(slog.NewTextHandler(&logs, nil)), UploadRetention: 24 * time.Hour, Uploads: f.store}
 	if _, _, err := m.RunCleanup(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -49,6 +61,18 @@ func TestRunCleanupExpiresOldUploads(t *testing.T) {
 	}
 	if ok, err := f.objects.Exists(ctx, freshKey); err != nil || !ok {
 		t.Fatalf("fresh upload deleted (%v, %v)", ok, err)
+	}
+	if ok, err := f.objects.Exists(ctx, export.UploadKey(staleID)); err != nil || ok {
+		t.Fatalf("stale upload's object still there (%v, %v)", ok, err)
+	}
+	if _, err := f.store.Upload(ctx, staleID); !errors.Is(err, export.ErrNotFound) {
+		t.Fatalf("stale upload's record: %v; want it deleted", err)
+	}
+	if ok, err := f.objects.Exists(ctx, export.UploadKey(liveID)); err != nil || !ok {
+		t.Fatalf("live upload's object deleted (%v, %v)", ok, err)
+	}
+	if _, err := f.store.Upload(ctx, liveID); err != nil {
+		t.Fatalf("live upload's record: %v", err)
 	}
 	if !strings.Contains(logs.String(), "msg=upload_expired") || !strings.Contains(logs.String(), oldKey) {
 		t.Fatalf("no upload_expired log for %s:\n%s", oldKey, logs.String())

@@ -110,6 +110,17 @@ func finalName(name string) (string, bool) {
 // Create opens a temp file beside key's final name. The content type is not stored: the file
 // handler derives it from the download filename.
 func (l *Local) Create(ctx context.Context, key, contentType string) (export.Upload, error) {
+	return l.create(ctx, key, false)
+}
+
+// errExists is returned by the Commit of an upload created with noReplace
+// when an object is already at its key.
+var errExists = errors.New("storage: an object is already at the key")
+
+// create opens a temp file beside key's final name. With noReplace, Commit
+// publishes it only if nothing is at the key yet (a hard link, which fails
+// when the name exists, where a rename would replace it).
+func (l *Local) create(ctx context.Context, key string, noReplace bool) (*localUpload, error) {
 	if err := validKey(key); err != nil {
 		return nil, err
 	}
@@ -134,7 +145,7 @@ func (l *Local) Create(ctx context.Context, key, contentType string) (export.Upl
 	if err != nil {
 		return nil, fmt.Errorf("storage: create %q: %w", key, err)
 	}
-	return &localUpload{ctx: ctx, key: key, f: f, w: bufio.NewWriterSize(f, 256<<10), final: final, syncDirs: syncDirs}, nil
+	return &localUpload{ctx: ctx, key: key, f: f, w: bufio.NewWriterSize(f, 256<<10), final: final, syncDirs: syncDirs, noReplace: noReplace}, nil
 }
 
 // missingDirs lists dir and those of its ancestors below root that do not exist yet, deepest
@@ -158,8 +169,10 @@ type localUpload struct {
 	w        *bufio.Writer
 	final    string
 	syncDirs []string
-	state    string // "" while open, then "committed", "aborted" or "failed"
-	err      error
+	// noReplace: Commit fails with errExists rather than replace an object.
+	noReplace bool
+	state     string // "" while open, then "committed", "aborted" or "failed"
+	err       error
 }
 
 func (u *localUpload) Write(p []byte) (int, error) {
@@ -206,7 +219,15 @@ func (u *localUpload) Commit(ctx context.Context) error {
 	if err := u.f.Close(); err != nil {
 		return u.fail(fmt.Errorf("storage: commit %q: close: %w", u.key, err))
 	}
-	if err := os.Rename(u.f.Name(), u.final); err != nil {
+	if u.noReplace {
+		if err := os.Link(u.f.Name(), u.final); err != nil {
+			if errors.Is(err, fs.ErrExist) {
+				err = errExists
+			}
+			return u.fail(fmt.Errorf("storage: commit %q: link: %w", u.key, err))
+		}
+		_ = os.Remove(u.f.Name())
+	} else if err := os.Rename(u.f.Name(), u.final); err != nil {
 		return u.fail(fmt.Errorf("storage: commit %q: rename: %w", u.key, err))
 	}
 	u.state = "committed"

@@ -2,6 +2,8 @@ package storage
 
 import (
 	"context"
+	"encoding/base64"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -247,23 +249,42 @@ const maxPutBytes = 5 << 30
 // MaxUploadBytes is the largest file an upload link takes (S3's single-PUT limit).
 func (s *S3) MaxUploadBytes() int64 { return maxPutBytes }
 
-// UploadURL presigns a PUT of key for the public endpoint. Only the host is signed, so a client
-// may send any Content-Type (curl -T sends none).
-func (s *S3) UploadURL(ctx context.Context, key string, expires time.Time) (string, error) {
-	if err := validKey(key); err != nil {
-		return "", err
+// UploadURL presigns a PUT of u.Key for the public endpoint that takes one body of exactly
+// u.SizeBytes bytes with SHA-256 u.SHA256, once. Content-Length, x-amz-checksum-sha256 and
+// If-None-Match: * are signed headers (SigV4 never moves checksum or conditional headers into
+// the query), so the client must send the last two as given and the server checks them: a body
+// of another size or digest, or a PUT to a key that already holds an object, is refused. The
+// content type is not signed, so a client may send any (curl -T sends none).
+func (s *S3) UploadURL(ctx context.Context, u export.UploadSpec) (export.SignedUpload, error) {
+	if err := validKey(u.Key); err != nil {
+		return export.SignedUpload{}, err
 	}
-	if err := checkExpiry(expires); err != nil {
-		return "", err
+	if err := checkUploadSpec(u); err != nil {
+		return export.SignedUpload{}, err
+	}
+	sum, err := hex.DecodeString(u.SHA256)
+	if err != nil {
+		return export.SignedUpload{}, fmt.Errorf("storage: upload digest %q: %w", u.SHA256, err)
 	}
 	req, err := s.presign.PresignPutObject(ctx, &s3.PutObjectInput{
-		Bucket: &s.bucket,
-		Key:    aws.String(s.objectKey(key)),
-	}, s3.WithPresignExpires(time.Until(expires).Round(time.Second)))
+		Bucket:         &s.bucket,
+		Key:            aws.String(s.objectKey(u.Key)),
+		ContentLength:  aws.Int64(u.SizeBytes),
+		ChecksumSHA256: aws.String(base64.StdEncoding.EncodeToString(sum)),
+		IfNoneMatch:    aws.String("*"),
+	}, s3.WithPresignExpires(time.Until(u.Expires).Round(time.Second)))
 	if err != nil {
-		return "", fmt.Errorf("storage: s3 presign upload %q: %w", key, err)
+		return export.SignedUpload{}, fmt.Errorf("storage: s3 presign upload %q: %w", u.Key, err)
 	}
-	return req.URL, nil
+	headers := map[string]string{}
+	for k, v := range req.SignedHeader {
+		// Every HTTP client sends Host and Content-Length by itself.
+		if len(v) == 0 || strings.EqualFold(k, "Host") || strings.EqualFold(k, "Content-Length") {
+			continue
+		}
+		headers[http.CanonicalHeaderKey(k)] = strings.Join(v, ",")
+	}
+	return export.SignedUpload{URL: req.URL, Headers: headers}, nil
 }
 
 // AbortPending aborts the multipart uploads of keys starting with prefix.

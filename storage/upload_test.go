@@ -3,6 +3,8 @@ package storage
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"io/fs"
 	"net/http"
 	"os"
@@ -10,25 +12,71 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/hubexport/hubexport/internal/export"
 )
 
 func putLink(t *testing.T, link string, data []byte) (*http.Response, []byte) {
 	t.Helper()
-	req, err := http.NewRequestWithContext(ctxTimeout(t, time.Minute), http.MethodPut, link, bytes.NewReader(data))
+	return putSigned(t, export.SignedUpload{URL: link}, data)
+}
+
+// putSigned PUTs data to an upload link with the headers it asks for.
+func putSigned(t *testing.T, link export.SignedUpload, data []byte) (*http.Response, []byte) {
+	t.Helper()
+	resp, body, err := tryPut(t, link, data)
 	if err != nil {
 		t.Fatal(err)
 	}
-	resp, err := http.DefaultClient.Do(req)
+	return resp, body
+}
+
+// putAnswered is putSigned that tries again when the connection was reset before an answer
+// came: a refusal from the headers (412) may race with the body still being sent.
+func putAnswered(t *testing.T, link export.SignedUpload, data []byte) (*http.Response, []byte) {
+	t.Helper()
+	for range 10 {
+		resp, body, err := tryPut(t, link, data)
+		if err == nil {
+			return resp, body
+		}
+		t.Logf("PUT not answered: %v", err)
+	}
+	t.Fatal("no answer to 10 PUTs")
+	return nil, nil
+}
+
+// tryPut is putSigned that returns a transport error: a server that refuses a request from its
+// headers may close the connection while a large body is still being sent.
+func tryPut(t *testing.T, link export.SignedUpload, data []byte) (*http.Response, []byte, error) {
+	t.Helper()
+	req, err := http.NewRequestWithContext(ctxTimeout(t, time.Minute), http.MethodPut, link.URL, bytes.NewReader(data))
 	if err != nil {
 		t.Fatal(err)
+	}
+	for k, v := range link.Headers {
+		req.Header.Set(k, v)
+	}
+	// As curl does for large bodies: a server that refuses from the headers answers before the
+	// body is sent.
+	req.Header.Set("Expect", "100-continue")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil, nil, err
 	}
 	defer resp.Body.Close()
 	var body bytes.Buffer
 	_, _ = body.ReadFrom(resp.Body)
-	return resp, body.Bytes()
+	return resp, body.Bytes(), nil
 }
 
-// An upload link takes a PUT of the whole file; altered links are refused and leave nothing.
+func uploadSpec(key string, data []byte, ttl time.Duration) export.UploadSpec {
+	sum := sha256.Sum256(data)
+	return export.UploadSpec{Key: key, SizeBytes: int64(len(data)), SHA256: hex.EncodeToString(sum[:]), Expires: time.Now().Add(ttl)}
+}
+
+// An upload link takes one PUT of the declared file; altered links, other sizes and other
+// contents are refused and leave nothing; a second PUT is refused and leaves the first file.
 func TestUploadURL(t *testing.T) {
 	t.Parallel()
 	const key = "uploads/upl_0123456789abcdef0123456789abcdef.dump"
@@ -38,31 +86,67 @@ func TestUploadURL(t *testing.T) {
 			t.Parallel()
 			ctx := ctxTimeout(t, time.Minute)
 			st := b.open(t)
-			link, err := st.UploadURL(ctx, key, time.Now().Add(10*time.Minute))
+			signed, err := st.UploadURL(ctx, uploadSpec(key, data, 10*time.Minute))
 			if err != nil {
 				t.Fatal(err)
 			}
-			refused := map[string]string{
-				"tampered signature": tamperSignature(t, link),
-				"other key":          tamper(t, link, "", strings.Replace(mustURL(t, link).Path, "upl_0123", "upl_9123", 1)),
+			link := signed.URL
+			if b.name == "s3" && (signed.Headers["X-Amz-Checksum-Sha256"] == "" || signed.Headers["If-None-Match"] != "*") {
+				t.Fatalf("S3 upload headers %v; want x-amz-checksum-sha256 and If-None-Match", signed.Headers)
+			}
+			with := func(url string) export.SignedUpload { return export.SignedUpload{URL: url, Headers: signed.Headers} }
+			refused := map[string]export.SignedUpload{
+				"tampered signature": with(tamperSignature(t, link)),
+				"other key":          with(tamper(t, link, "", strings.Replace(mustURL(t, link).Path, "upl_0123", "upl_9123", 1))),
 			}
 			if b.name == "local" {
-				refused["later expiry"] = tamper(t, link, "expires", "9999999999")
-				refused["no signature"] = tamper(t, link, "signature", "")
+				refused["later expiry"] = with(tamper(t, link, "expires", "9999999999"))
+				refused["no signature"] = with(tamper(t, link, "signature", ""))
+				refused["other size"] = with(tamper(t, link, "size", "10"))
+				refused["other digest"] = with(tamper(t, link, "sha256", strings.Repeat("0", 64)))
+			} else {
+				refused["no checksum header"] = export.SignedUpload{URL: link, Headers: map[string]string{"If-None-Match": "*"}}
 			}
 			for name, bad := range refused {
-				resp, body := putLink(t, bad, []byte("PGDMP evil"))
+				resp, body := putSigned(t, bad, []byte("PGDMP evil"))
 				if resp.StatusCode != http.StatusForbidden {
 					t.Errorf("%s: %s %s; want 403", name, resp.Status, body)
+				}
+			}
+			// The right link with a body that is not the declared one.
+			other := bytes.Clone(data)
+			other[len(other)/2] ^= 1
+			for name, body := range map[string][]byte{
+				"bigger body":  append(bytes.Clone(data), 'x'),
+				"shorter body": data[:len(data)-1],
+				"other bytes":  other,
+			} {
+				resp, rb, err := tryPut(t, signed, body)
+				switch {
+				case err != nil && b.name == "s3": // refused before the body was read
+				case err != nil:
+					t.Errorf("%s: %v", name, err)
+				case resp.StatusCode < 400 || resp.StatusCode >= 500:
+					t.Errorf("%s: %s %s; want refused", name, resp.Status, rb)
+				case b.name == "local" && errorCode(rb) == "":
+					t.Errorf("%s: %s %s; want an error code", name, resp.Status, rb)
 				}
 			}
 			if ok, err := st.Exists(ctx, key); err != nil || ok {
 				t.Fatalf("after refused uploads: exists %v, %v", ok, err)
 			}
 
-			resp, body := putLink(t, link, data)
+			resp, body := putSigned(t, signed, data)
 			if resp.StatusCode != http.StatusOK {
 				t.Fatalf("PUT: %s %s", resp.Status, body)
+			}
+			mustEqualBytes(t, readAll(t, st, key), data)
+
+			// The link is spent: the same bytes again are refused too.
+			resp, body = putAnswered(t, signed, data)
+			want := map[string]int{"local": http.StatusConflict, "s3": http.StatusPreconditionFailed}[b.name]
+			if resp.StatusCode != want || (b.name == "local" && errorCode(body) != "upload_link_used") {
+				t.Errorf("second PUT: %s %s; want %d", resp.Status, body, want)
 			}
 			mustEqualBytes(t, readAll(t, st, key), data)
 
@@ -75,28 +159,69 @@ func TestUploadURL(t *testing.T) {
 				t.Errorf("PUT to a download link: %s %s; want 403", resp.Status, body)
 			}
 			mustEqualBytes(t, readAll(t, st, key), data)
+			if b.name == "local" {
+				if temps := tempFiles(t, st.(*Local).Root()); len(temps) != 0 {
+					t.Errorf("temp files left: %v", temps)
+				}
+			}
 		})
 	}
+}
+
+// Two PUTs racing on one local link: one stores its file, the other gets 409 upload_link_used.
+func TestLocalUploadRace(t *testing.T) {
+	t.Parallel()
+	l := newLocal(t)
+	const key = "uploads/upl_00000000000000000000000000000abc.dump"
+	data := testData(8<<20, 5)
+	signed, err := l.UploadURL(context.Background(), uploadSpec(key, data, time.Minute))
+	if err != nil {
+		t.Fatal(err)
+	}
+	codes := make(chan int, 4)
+	for range 4 {
+		go func() {
+			resp, _, err := tryPut(t, signed, data)
+			if err != nil {
+				t.Errorf("PUT: %v", err)
+				codes <- -1
+				return
+			}
+			codes <- resp.StatusCode
+		}()
+	}
+	got := map[int]int{}
+	for range 4 {
+		got[<-codes]++
+	}
+	if got[http.StatusOK] != 1 || got[http.StatusConflict] != 3 {
+		t.Errorf("statuses %v; want one 200 and three 409", got)
+	}
+	mustEqualBytes(t, readAll(t, l, key), data)
 }
 
 func TestLocalUploadURLLimits(t *testing.T) {
 	t.Parallel()
 	l := newLocal(t)
 	ctx := context.Background()
-	if _, err := l.UploadURL(ctx, "exports/2026/01/exp_1/x.csv", time.Now().Add(time.Minute)); err == nil {
+	body := []byte("PGDMP")
+	if _, err := l.UploadURL(ctx, uploadSpec("exports/2026/01/exp_1/x.csv", body, time.Minute)); err == nil {
 		t.Error("an upload link outside uploads/ was signed")
 	}
-	if _, err := l.UploadURL(ctx, "uploads/x.dump", time.Now().Add(-time.Minute)); err == nil {
+	if _, err := l.UploadURL(ctx, uploadSpec("uploads/x.dump", body, -time.Minute)); err == nil {
 		t.Error("an upload link that expired was signed")
 	}
-	link, err := l.UploadURL(ctx, "uploads/late.dump", time.Now().Add(2*time.Second))
+	if _, err := l.UploadURL(ctx, uploadSpec("uploads/x.dump", nil, time.Minute)); err == nil {
+		t.Error("an upload link of 0 bytes was signed")
+	}
+	signed, err := l.UploadURL(ctx, uploadSpec("uploads/late.dump", body, 2*time.Second))
 	if err != nil {
 		t.Fatal(err)
 	}
 	time.Sleep(3 * time.Second)
-	resp, body := putLink(t, link, []byte("PGDMP"))
-	if resp.StatusCode != http.StatusForbidden || errorCode(body) != "link_expired" {
-		t.Errorf("expired upload link: %s %s", resp.Status, body)
+	resp, rb := putSigned(t, signed, body)
+	if resp.StatusCode != http.StatusForbidden || errorCode(rb) != "link_expired" {
+		t.Errorf("expired upload link: %s %s", resp.Status, rb)
 	}
 	if ok, _ := l.Exists(ctx, "uploads/late.dump"); ok {
 		t.Error("an expired link stored its file")

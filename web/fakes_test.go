@@ -60,11 +60,44 @@ type fakeStore struct {
 	audit      []export.AuditEntry
 	retryAfter time.Duration
 	reads      atomic.Int64 // calls of Job
+	uploads    map[string]export.RestoreUpload
 }
 
 var _ export.JobStore = (*fakeStore)(nil)
 
-func newFakeStore() *fakeStore { return &fakeStore{jobs: map[string]*export.Job{}} }
+func newFakeStore() *fakeStore {
+	return &fakeStore{jobs: map[string]*export.Job{}, uploads: map[string]export.RestoreUpload{}}
+}
+
+var _ export.UploadStore = (*fakeStore)(nil)
+
+func (s *fakeStore) CreateUpload(_ context.Context, u *export.RestoreUpload) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.uploads[u.ID] = *u
+	return nil
+}
+
+func (s *fakeStore) Upload(_ context.Context, id string) (*export.RestoreUpload, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	u, ok := s.uploads[id]
+	if !ok {
+		return nil, export.ErrNotFound
+	}
+	return &u, nil
+}
+
+func (s *fakeStore) DeleteUpload(_ context.Context, id string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.uploads, id)
+	return nil
+}
+
+func (s *fakeStore) StaleUploads(context.Context, time.Time, int) ([]*export.RestoreUpload, error) {
+	return nil, nil
+}
 
 func clone(j *export.Job) *export.Job {
 	c := *j
@@ -210,8 +243,9 @@ func (fakeObjects) Exists(context.Context, string) (bool, error) { return true, 
 func (fakeObjects) DownloadURL(_ context.Context, key, filename string, expires time.Time) (string, error) {
 	return fmt.Sprintf("https://files.example/%s?filename=%s&expires=%d&sig=fake", key, filename, expires.Unix()), nil
 }
-func (fakeObjects) UploadURL(_ context.Context, key string, expires time.Time) (string, error) {
-	return fmt.Sprintf("https://files.example/%s?expires=%d&sig=fake-put", key, expires.Unix()), nil
+func (fakeObjects) UploadURL(_ context.Context, u export.UploadSpec) (export.SignedUpload, error) {
+	return export.SignedUpload{URL: fmt.Sprintf("https://files.example/%s?expires=%d&size=%d&sig=fake-put", u.Key, u.Expires.Unix(), u.SizeBytes),
+		Headers: map[string]string{"X-Fake-Sha256": u.SHA256}}, nil
 }
 func (fakeObjects) AbortPending(context.Context, string) (int, error) { return 0, nil }
 func (fakeObjects) Sweep(context.Context, time.Time) (int, error)     { return 0, nil }
@@ -255,6 +289,7 @@ func setup(t *testing.T, mods ...func(*handler)) *bundle {
 	var n atomic.Int64
 	b.svc = &export.Service{
 		Store:     b.store,
+		Uploads:   b.store,
 		Queue:     fakeQueue{},
 		Objects:   fakeObjects{},
 		Registry:  export.NewRegistry(export.ProbeLogSpec()),

@@ -1,6 +1,7 @@
 package web
 
 import (
+	"encoding/json"
 	"net/http"
 
 	"github.com/gin-gonic/gin"
@@ -8,11 +9,17 @@ import (
 
 // createRestoreUpload issues an upload URL for a database_restore's dump:
 // the file goes straight to storage, never through this API's body limit
-// or a reverse proxy's.
+// or a reverse proxy's. The body declares the dump's size and SHA-256
+// ({"size_bytes": N, "sha256": "hex"}); the URL takes only that file, once.
 func (h *handler) createRestoreUpload(c *gin.Context) {
 	ctx := c.Request.Context()
 	p, _ := principalFrom(ctx)
-	t, err := h.svc.CreateUpload(ctx, p, c.ClientIP())
+	var raw json.RawMessage
+	if err := decodeBody(c, &raw); err != nil {
+		h.fail(c, err)
+		return
+	}
+	t, err := h.svc.CreateUpload(ctx, p, raw, c.ClientIP())
 	if err != nil {
 		h.fail(c, err)
 		return

@@ -202,10 +202,10 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, r roles) e
 			ProbeLogs:       &jobs.ProbeLogsHandler{Runner: runner, Source: hubDB},
 			UsageLogs:       &jobs.UsageLogsHandler{Runner: runner, Source: hubDB},
 			SessionRequest:  &jobs.SessionRequestHandler{Runner: runner, Source: hub.NewSessions(d.hubRdb, hubDB)},
-			Maintenance:     &jobs.Maintenance{Store: d.store, Objects: d.objects, Redis: d.rdb, Log: log, Now: time.Now, Registry: reg, UploadRetention: cfg.ArtifactRetention},
+			Maintenance:     &jobs.Maintenance{Store: d.store, Objects: d.objects, Redis: d.rdb, Log: log, Now: time.Now, Registry: reg, UploadRetention: cfg.ArtifactRetention, Uploads: d.store},
 			WebhookDelivery: hooks.handler(met),
 			DatabaseBackup:  &jobs.DatabaseBackupHandler{Runner: runner, DB: dbTools, Size: hubDB, AgeRecipients: cfg.Backup.AgeRecipients},
-			DatabaseRestore: &jobs.DatabaseRestoreHandler{Runner: runner, DB: dbTools, Audit: d.store.Audit, Identities: cfg.Backup.AgeIdentities},
+			DatabaseRestore: &jobs.DatabaseRestoreHandler{Runner: runner, DB: dbTools, Audit: d.store.Audit, Identities: cfg.Backup.AgeIdentities, Uploads: d.store},
 		}, log)
 		if err := srv.Start(mux); err != nil {
 			return fmt.Errorf("start worker: %w", err)
@@ -253,7 +253,8 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, r roles) e
 		svc := &export.Service{
 			Store: d.store, Queue: queue, Objects: d.objects, Registry: reg, Log: log,
 			NewID: newJobID, Now: time.Now, MaxActive: cfg.MaxActiveJobs, LinkTTL: cfg.DownloadLinkTTL,
-			Notify: hooks.dispatcher,
+			Notify:  hooks.dispatcher,
+			Uploads: d.store, MaxUploadBytes: cfg.RestoreUploadMaxBytes,
 		}
 		opts := web.Options{
 			Service: svc,

@@ -2,13 +2,13 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"net/http"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -17,6 +17,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/jackc/pgx/v5"
 	"github.com/redis/go-redis/v9"
 
@@ -668,35 +670,6 @@ func TestBackupUnverifiable(t *testing.T) {
 	}
 }
 
-// upload asks for an upload URL and PUTs data to it.
-func (s *stack) upload(data []byte) string {
-	s.t.Helper()
-	r := s.do("POST", "/api/v1/restores/uploads", adminToken, nil)
-	var tk struct {
-		UploadID  string    `json:"upload_id"`
-		URL       string    `json:"url"`
-		Method    string    `json:"method"`
-		ExpiresAt time.Time `json:"expires_at"`
-	}
-	r.json(s.t, &tk)
-	if r.status != 201 || tk.Method != "PUT" || tk.URL == "" || !strings.HasPrefix(tk.UploadID, "upl_") {
-		s.t.Fatalf("upload URL: %d %s", r.status, r.body)
-	}
-	req, err := http.NewRequest("PUT", tk.URL, strings.NewReader(string(data)))
-	if err != nil {
-		s.t.Fatal(err)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		s.t.Fatal(err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != 200 {
-		s.t.Fatalf("PUT upload: %s", resp.Status)
-	}
-	return tk.UploadID
-}
-
 func tableCount(t *testing.T, dsn string) int {
 	t.Helper()
 	return len(fingerprint(t, dsn))
@@ -819,14 +792,9 @@ func TestBackupRestoreS3(t *testing.T) {
 	}
 	sameTables(t, fingerprint(t, target), want)
 
-	tr := s.do("POST", "/api/v1/restores/uploads", adminToken, nil)
-	var tk struct {
-		URL      string `json:"url"`
-		MaxBytes int64  `json:"max_bytes"`
-	}
-	tr.json(t, &tk)
+	tk := s.ticket(dump)
 	if !strings.HasPrefix(tk.URL, bucket.Endpoint+"/") || !strings.Contains(tk.URL, "X-Amz-Signature=") || tk.MaxBytes != 5<<30 {
-		t.Fatalf("upload ticket %s", tr.body)
+		t.Fatalf("upload ticket %+v", tk)
 	}
 	bad := s.upload([]byte{0x1f, 0x8b, 8, 0, 0, 0, 0, 0})
 	j := s.finish(s.restore(map[string]any{"upload_id": bad, "target_database_url": target}), 30*time.Second)
@@ -840,5 +808,20 @@ func TestBackupRestoreS3(t *testing.T) {
 	}
 	if _, ups := bucketLeftovers(t, bucket); ups != 0 {
 		t.Errorf("%d multipart uploads left", ups)
+	}
+
+	// An upload overwritten behind hubexport's back is not restored.
+	swapped := s.upload(dump)
+	if _, err := s3Client(bucket).PutObject(context.Background(), &s3.PutObjectInput{Bucket: &bucket.Bucket,
+		Key: aws.String("hx/uploads/" + swapped + ".dump"), Body: bytes.NewReader(markerDump(t))}); err != nil {
+		t.Fatal(err)
+	}
+	target2 := emptyDatabase(t)
+	j = s.finish(s.restore(map[string]any{"upload_id": swapped, "target_database_url": target2}), time.Minute)
+	if j.Status != "failed" || j.Error == nil || j.Error.Code != "dump_checksum_mismatch" {
+		t.Fatalf("restore of a swapped upload: %s %+v", j.Status, j.Error)
+	}
+	if n := tableCount(t, target2); n != 0 {
+		t.Fatalf("the target has %d tables after a refused restore", n)
 	}
 }

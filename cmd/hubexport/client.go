@@ -56,7 +56,9 @@ usage-logs:  --start, --end (RFC 3339 or epoch ms), --user-id, --key-id,
 probe-logs:  --endpoint-id, --result all|ok|fail, --search, --max-lines,
              --timezone, --start, --end
 backup:      --mode full|exclude_logs|ledger_only
-restore:     --backup-job-id or --upload-id, --target-database-url,
+restore:     --backup-job-id, --upload-id or --upload FILE (upload a dump
+             first: its size and SHA-256 are declared, and the restore
+             refuses any other bytes), --target-database-url,
              --clean-first, --skip-logs, --dry-run
 session:     --session-id, --sequence, --view before|after, --whole-session
 
@@ -204,6 +206,7 @@ type exportOptions struct {
 	output         string
 	idempotencyKey string
 	timeout        time.Duration
+	upload         string // restore: a dump file to upload first
 }
 
 func parseExportArgs(args []string, lookup config.Lookup, stderr io.Writer) (*exportOptions, error) {
@@ -243,6 +246,9 @@ func parseExportArgs(args []string, lookup config.Lookup, stderr io.Writer) (*ex
 		fs.Var(&paramValue{params: o.params, p: p}, p.flag, p.usage)
 	}
 	fs.Var(genericParams(o.params), "param", "")
+	if o.apiType == "database_restore" {
+		fs.StringVar(&o.upload, "upload", "", "")
+	}
 	if err := fs.Parse(args[1:]); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			fmt.Fprint(stderr, exportUsage)
@@ -270,6 +276,9 @@ func parseExportArgs(args []string, lookup config.Lookup, stderr io.Writer) (*ex
 	}
 	if o.timeout < 0 {
 		return nil, usageError{errors.New("--timeout must not be negative")}
+	}
+	if o.upload != "" && (o.params["upload_id"] != nil || o.params["backup_job_id"] != nil) {
+		return nil, usageError{errors.New("--upload restores the file it uploads: do not also give --upload-id or --backup-job-id")}
 	}
 	return o, nil
 }
@@ -385,6 +394,13 @@ type client struct {
 }
 
 func (c *client) run(ctx context.Context, o *exportOptions, stdout io.Writer) error {
+	if o.upload != "" {
+		id, err := c.uploadDump(ctx, o.upload)
+		if err != nil {
+			return err
+		}
+		o.params["upload_id"] = id
+	}
 	body := map[string]any{"type": o.apiType, "params": o.params}
 	if o.format != "" {
 		body["format"] = o.format
@@ -876,4 +892,83 @@ func (b *jobBar) stop(done bool) {
 		return
 	}
 	_ = b.bar.Exit()
+}
+
+// uploadTicket is the answer of POST /restores/uploads.
+type uploadTicket struct {
+	UploadID string            `json:"upload_id"`
+	URL      string            `json:"url"`
+	Method   string            `json:"method"`
+	Headers  map[string]string `json:"headers"`
+}
+
+// uploadDump uploads a dump for a restore: it declares the file's size and
+// SHA-256, then PUTs it to the URL it gets with the headers that URL asks
+// for. It returns the upload id.
+func (c *client) uploadDump(ctx context.Context, path string) (string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", fmt.Errorf("--upload: %w", err)
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return "", fmt.Errorf("--upload: %w", err)
+	}
+	if !fi.Mode().IsRegular() {
+		return "", fmt.Errorf("--upload %s: not a regular file", path)
+	}
+	h := sha256.New()
+	size, err := io.Copy(h, f)
+	if err != nil {
+		return "", fmt.Errorf("--upload: read %s: %w", path, err)
+	}
+	sum := hex.EncodeToString(h.Sum(nil))
+	body, _ := json.Marshal(map[string]any{"size_bytes": size, "sha256": sum})
+	raw, err := c.request(ctx, http.MethodPost, "/api/v1/restores/uploads", body, nil)
+	if err != nil {
+		return "", fmt.Errorf("upload URL: %w", err)
+	}
+	var tk uploadTicket
+	if err := json.Unmarshal(raw, &tk); err != nil || tk.UploadID == "" || tk.URL == "" {
+		return "", fmt.Errorf("the API answered something that is not an upload URL: %.200q", raw)
+	}
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		return "", err
+	}
+	var rd io.Reader = f
+	var bar *progressbar.ProgressBar
+	if !c.quiet {
+		bar = progressbar.NewOptions64(size,
+			progressbar.OptionSetWriter(c.stderr), progressbar.OptionSetDescription("upload"),
+			progressbar.OptionShowBytes(true), progressbar.OptionShowCount(), progressbar.OptionSetWidth(30),
+			progressbar.OptionThrottle(100*time.Millisecond),
+			progressbar.OptionOnCompletion(func() { fmt.Fprintln(c.stderr) }))
+		rd = io.TeeReader(f, bar)
+	}
+	method := orDefault(tk.Method, http.MethodPut)
+	req, err := http.NewRequestWithContext(ctx, method, tk.URL, rd)
+	if err != nil {
+		return "", fmt.Errorf("upload: %w", redactURL(err))
+	}
+	// The URL is the credential: no token goes to the object store.
+	req.ContentLength = size
+	req.Header.Set("Content-Type", "application/octet-stream")
+	for k, v := range tk.Headers {
+		req.Header.Set(k, v)
+	}
+	resp, err := c.http.Do(req)
+	if bar != nil && !bar.IsFinished() {
+		_ = bar.Exit()
+	}
+	if err != nil {
+		return "", fmt.Errorf("upload: %w", redactURL(err))
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode/100 != 2 {
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, 1024))
+		return "", fmt.Errorf("upload of %s refused: HTTP %d: %s", path, resp.StatusCode, strings.TrimSpace(string(b)))
+	}
+	c.say("uploaded %s as %s (%d bytes, sha256 %s)\n", path, tk.UploadID, size, sum)
+	return tk.UploadID, nil
 }

@@ -43,17 +43,20 @@ type Config struct {
 
 	AutoMigrate       bool
 	ArtifactRetention time.Duration
-	DownloadLinkTTL   time.Duration
-	MaxActiveJobs     int
-	WorkerConcurrency int
-	ShutdownTimeout   time.Duration
-	KeyCacheTTL       time.Duration
-	JobLeaseTTL       time.Duration
-	ReconcileInterval time.Duration
-	CleanupInterval   time.Duration
-	RetryBaseDelay    time.Duration
-	RetryMaxDelay     time.Duration
-	TrustedProxies    []string
+	// RestoreUploadMaxBytes is the largest dump a restore upload URL is
+	// issued for.
+	RestoreUploadMaxBytes int64
+	DownloadLinkTTL       time.Duration
+	MaxActiveJobs         int
+	WorkerConcurrency     int
+	ShutdownTimeout       time.Duration
+	KeyCacheTTL           time.Duration
+	JobLeaseTTL           time.Duration
+	ReconcileInterval     time.Duration
+	CleanupInterval       time.Duration
+	RetryBaseDelay        time.Duration
+	RetryMaxDelay         time.Duration
+	TrustedProxies        []string
 
 	// Limits on what one caller can hold open or try (issue of an attack
 	// run): event streams per principal and in all, the stall after which a
@@ -133,21 +136,22 @@ func Load(lookup Lookup) (*Config, error) {
 			SecretAccessKey: r.secret("S3_SECRET_ACCESS_KEY"),
 			ForcePathStyle:  r.boolean("S3_FORCE_PATH_STYLE", false),
 		},
-		URLSigningKey:     r.secret("URL_SIGNING_KEY"),
-		LogFormat:         r.str("LOG_FORMAT", "json"),
-		AutoMigrate:       r.boolean("AUTO_MIGRATE", true),
-		ArtifactRetention: r.duration("ARTIFACT_RETENTION", 7*24*time.Hour),
-		DownloadLinkTTL:   r.duration("DOWNLOAD_LINK_TTL", 15*time.Minute),
-		MaxActiveJobs:     r.integer("MAX_ACTIVE_JOBS_PER_PRINCIPAL", 3, 1, 1000),
-		WorkerConcurrency: r.integer("WORKER_CONCURRENCY", max(2, runtime.NumCPU()), 1, 256),
-		ShutdownTimeout:   r.duration("SHUTDOWN_TIMEOUT", 30*time.Second),
-		KeyCacheTTL:       r.duration("KEY_CACHE_TTL", 30*time.Second),
-		JobLeaseTTL:       r.duration("JOB_LEASE_TTL", 30*time.Second),
-		ReconcileInterval: r.duration("RECONCILE_INTERVAL", 30*time.Second),
-		CleanupInterval:   r.duration("CLEANUP_INTERVAL", 5*time.Minute),
-		RetryBaseDelay:    r.duration("RETRY_BASE_DELAY", 10*time.Second),
-		RetryMaxDelay:     r.duration("RETRY_MAX_DELAY", 10*time.Minute),
-		TrustedProxies:    r.list("TRUSTED_PROXIES"),
+		URLSigningKey:         r.secret("URL_SIGNING_KEY"),
+		LogFormat:             r.str("LOG_FORMAT", "json"),
+		AutoMigrate:           r.boolean("AUTO_MIGRATE", true),
+		ArtifactRetention:     r.duration("ARTIFACT_RETENTION", 7*24*time.Hour),
+		RestoreUploadMaxBytes: r.bytes("RESTORE_UPLOAD_MAX_BYTES", 5<<30),
+		DownloadLinkTTL:       r.duration("DOWNLOAD_LINK_TTL", 15*time.Minute),
+		MaxActiveJobs:         r.integer("MAX_ACTIVE_JOBS_PER_PRINCIPAL", 3, 1, 1000),
+		WorkerConcurrency:     r.integer("WORKER_CONCURRENCY", max(2, runtime.NumCPU()), 1, 256),
+		ShutdownTimeout:       r.duration("SHUTDOWN_TIMEOUT", 30*time.Second),
+		KeyCacheTTL:           r.duration("KEY_CACHE_TTL", 30*time.Second),
+		JobLeaseTTL:           r.duration("JOB_LEASE_TTL", 30*time.Second),
+		ReconcileInterval:     r.duration("RECONCILE_INTERVAL", 30*time.Second),
+		CleanupInterval:       r.duration("CLEANUP_INTERVAL", 5*time.Minute),
+		RetryBaseDelay:        r.duration("RETRY_BASE_DELAY", 10*time.Second),
+		RetryMaxDelay:         r.duration("RETRY_MAX_DELAY", 10*time.Minute),
+		TrustedProxies:        r.list("TRUSTED_PROXIES"),
 
 		EventStreamsPerPrincipal: r.integer("EVENT_STREAMS_PER_PRINCIPAL", 10, 0, 100_000),
 		EventStreamsMax:          r.integer("EVENT_STREAMS_MAX", 1000, 0, 1_000_000),
@@ -251,6 +255,7 @@ func (c *Config) LogAttrs() []any {
 		"s3_secret_access_key", set(c.S3.SecretAccessKey),
 		"url_signing_key", set(c.URLSigningKey),
 		"artifact_retention", c.ArtifactRetention.String(),
+		"restore_upload_max_bytes", c.RestoreUploadMaxBytes,
 		"download_link_ttl", c.DownloadLinkTTL.String(),
 		"max_active_jobs_per_principal", c.MaxActiveJobs,
 		"worker_concurrency", c.WorkerConcurrency,
@@ -384,6 +389,34 @@ func (r *reader) duration(name string, def time.Duration) time.Duration {
 		return def
 	}
 	return d
+}
+
+// byteUnits are the suffixes bytes accepts, binary multiples.
+var byteUnits = []struct {
+	suffix string
+	n      int64
+}{{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30}, {"TiB", 1 << 40}, {"B", 1}}
+
+// bytes accepts a positive number of bytes, plain (5368709120) or with a
+// binary unit (512MiB, 5GiB, 1TiB).
+func (r *reader) bytes(name string, def int64) int64 {
+	v := r.str(name, "")
+	if v == "" {
+		return def
+	}
+	num, mult := v, int64(1)
+	for _, u := range byteUnits {
+		if s, ok := strings.CutSuffix(v, u.suffix); ok {
+			num, mult = strings.TrimSpace(s), u.n
+			break
+		}
+	}
+	n, err := strconv.ParseInt(num, 10, 64)
+	if err != nil || n < 1 || n > (1<<62)/mult {
+		r.fail(name, "must be a positive number of bytes, plain or with KiB, MiB, GiB or TiB (such as 5GiB), not %q", v)
+		return def
+	}
+	return n * mult
 }
 
 func (r *reader) list(name string) []string {

@@ -95,3 +95,19 @@ func TestVariablesListsWhatLoadReads(t *testing.T) {
 		}
 	}
 }
+
+func TestRestoreUploadMaxBytes(t *testing.T) {
+	t.Parallel()
+	for in, want := range map[string]int64{"": 5 << 30, "1048576": 1 << 20, "512MiB": 512 << 20, "5GiB": 5 << 30, "2 TiB": 2 << 40, "100B": 100} {
+		c, err := Load(env(map[string]string{"RESTORE_UPLOAD_MAX_BYTES": in}))
+		if err != nil || c.RestoreUploadMaxBytes != want {
+			t.Errorf("RESTORE_UPLOAD_MAX_BYTES=%q: %d, %v; want %d", in, c.RestoreUploadMaxBytes, err, want)
+		}
+	}
+	for _, in := range []string{"0", "-1", "5GB", "lots", "1.5GiB", "99999999999TiB"} {
+		_, err := Load(env(map[string]string{"RESTORE_UPLOAD_MAX_BYTES": in}))
+		if err == nil || !strings.Contains(err.Error(), "RESTORE_UPLOAD_MAX_BYTES") || !strings.Contains(err.Error(), "GiB") {
+			t.Errorf("RESTORE_UPLOAD_MAX_BYTES=%q: %v; want an error naming it", in, err)
+		}
+	}
+}

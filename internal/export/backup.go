@@ -284,38 +284,50 @@ func checkRestoreSource(ctx context.Context, s *Service, raw json.RawMessage) er
 		return fmt.Errorf("export: decode restore params: %w", err)
 	}
 	if p.UploadID != "" {
+		missing := Invalid("params.upload_id", "nothing was uploaded for %s; PUT the dump to the upload URL first (uploads are removed after a successful restore)", p.UploadID)
+		_, err := s.Uploads.Upload(ctx, p.UploadID)
+		if errors.Is(err, ErrNotFound) {
+			return missing
+		}
+		if err != nil {
+			return fmt.Errorf("export: check upload %s: %w", p.UploadID, err)
+		}
 		ok, err := s.Objects.Exists(ctx, UploadKey(p.UploadID))
 		if err != nil {
 			return fmt.Errorf("export: check upload %s: %w", p.UploadID, err)
 		}
 		if !ok {
-			return Invalid("params.upload_id", "nothing was uploaded for %s; PUT the dump to the upload URL first (uploads are removed after a successful restore)", p.UploadID)
+			return missing
 		}
 		return nil
 	}
-	_, err := RestoreSourceKey(ctx, s.Store, p.BackupJobID, s.Now())
+	_, _, err := RestoreSource(ctx, s.Store, p.BackupJobID, s.Now())
 	return err
 }
 
-// RestoreSourceKey returns the storage key of the dump of backup job id, or
-// an error of kind KindInvalid saying why it cannot be restored.
-func RestoreSourceKey(ctx context.Context, jobs interface {
+// RestoreSource returns the storage key of the dump of backup job id and
+// the SHA-256 recorded when it was made ("" if none was), or an error of
+// kind KindInvalid saying why it cannot be restored.
+func RestoreSource(ctx context.Context, jobs interface {
 	Job(ctx context.Context, id string) (*Job, error)
-}, id string, now time.Time) (string, error) {
+}, id string, now time.Time) (key, sha256 string, err error) {
 	j, err := jobs.Job(ctx, id)
 	if errors.Is(err, ErrNotFound) {
-		return "", Invalid("params.backup_job_id", "no job %s", id)
+		return "", "", Invalid("params.backup_job_id", "no job %s", id)
 	}
 	if err != nil {
-		return "", err
+		return "", "", err
 	}
 	switch {
 	case j.Type != TypeDatabaseBackup:
-		return "", Invalid("params.backup_job_id", "job %s is a %s job, not a database_backup", id, j.Type)
+		return "", "", Invalid("params.backup_job_id", "job %s is a %s job, not a database_backup", id, j.Type)
 	case j.Status != StatusSucceeded || j.StorageKey == "":
-		return "", Invalid("params.backup_job_id", "backup job %s is %s; only a succeeded backup can be restored", id, j.Status)
+		return "", "", Invalid("params.backup_job_id", "backup job %s is %s; only a succeeded backup can be restored", id, j.Status)
 	case j.Result != nil && !j.Result.ExpiresAt.IsZero() && !now.Before(j.Result.ExpiresAt):
-		return "", Invalid("params.backup_job_id", "the file of backup job %s has expired", id)
+		return "", "", Invalid("params.backup_job_id", "the file of backup job %s has expired", id)
 	}
-	return j.StorageKey, nil
+	if j.Result != nil {
+		sha256 = j.Result.SHA256
+	}
+	return j.StorageKey, sha256, nil
 }

@@ -21,9 +21,11 @@ type ObjectStore interface {
 	// DownloadURL returns a link valid until expires that downloads key
 	// under filename.
 	DownloadURL(ctx context.Context, key, filename string, expires time.Time) (string, error)
-	// UploadURL returns a link valid until expires to which a client PUTs
-	// the object at key; the object appears whole or not at all.
-	UploadURL(ctx context.Context, key string, expires time.Time) (string, error)
+	// UploadURL returns a link valid until u.Expires to which a client PUTs
+	// the object at u.Key, with the headers to send. The link takes one
+	// body of exactly u.SizeBytes bytes whose SHA-256 is u.SHA256; the
+	// object appears whole or not at all, and a second PUT is refused.
+	UploadURL(ctx context.Context, u UploadSpec) (SignedUpload, error)
 	// AbortPending removes unfinished writes (temp files, multipart uploads)
 	// whose key starts with prefix, whatever their age: the leftovers of an
 	// earlier attempt of the same job.

@@ -29,6 +29,11 @@ type Service struct {
 	LinkTTL time.Duration
 	// Notify, if set, hears of jobs this service ends (cancellation).
 	Notify Notifier
+	// Uploads keeps the records of restore uploads.
+	Uploads UploadStore
+	// MaxUploadBytes is the largest restore upload (RESTORE_UPLOAD_MAX_BYTES);
+	// 0 means DefaultMaxUploadBytes.
+	MaxUploadBytes int64
 }
 
 // CreateRequest is a request for a new export.
