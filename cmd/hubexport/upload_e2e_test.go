@@ -193,7 +193,7 @@ func TestRestoreSwappedDump(t *testing.T) {
 	up := s.upload(dump)
 	var backupFile string
 	for _, f := range filesUnder(t, dir) {
-		if strings.HasPrefix(filepath.ToSlash(f), "backups/"+b.ID+"/") {
+		if strings.HasPrefix(filepath.ToSlash(f), "backups/"+b.ID+"/") && !strings.HasSuffix(f, ".manifest.json") {
 			backupFile = filepath.Join(dir, f)
 		}
 	}
