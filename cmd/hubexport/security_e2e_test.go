@@ -282,3 +282,84 @@ func TestWebhookScopeFollowsOwner(t *testing.T) {
 		t.Errorf("the deleted owner's last delivery: %+v", d)
 	}
 }
+
+// Input PostgreSQL cannot hold or Go cannot represent is a 400 naming the
+// field, never a 500; a refused create is audited with the unprintable
+// input escaped.
+func TestBadInputNamesTheField(t *testing.T) {
+	t.Parallel()
+	s := newStack(t)
+	s.start("api") // no worker: nothing runs
+
+	for _, c := range []struct {
+		method, path, token string
+		body                any
+		field               string
+	}{
+		{"POST", "/api/v1/exports", seed.UserKey, `{"type":"usage_logs","params":{"start_time":253402300800000}}`, "params.start_time"},
+		{"POST", "/api/v1/exports", seed.UserKey, `{"type":"usage_logs","params":{"end_time":9223372036854775807}}`, "params.end_time"},
+		{"POST", "/api/v1/exports", seed.UserKey, `{"type":"usage_logs","params":{"start_time":-9223372036854775808}}`, "params.start_time"},
+		{"POST", "/api/v1/exports", seed.UserKey, `{"type":"usage_logs","params":{"start_time":9223372036854775808}}`, "params.start_time"},
+		{"POST", "/api/v1/exports", adminToken, `{"type":"probe_logs","params":{"start_time":253402300800000}}`, "params.start_time"},
+		{"POST", "/api/v1/exports", adminToken, `{"type":"probe_logs","params":{"end_time":-9223372036854775808}}`, "params.end_time"},
+		{"POST", "/api/v1/exports", adminToken, `{"type":"probe_logs","params":{"start_time":"10000-01-01T00:00:00Z"}}`, "params.start_time"},
+		{"GET", "/api/v1/exports/%00", seed.UserKey, nil, "id"},
+		{"DELETE", "/api/v1/exports/%C0%AF", seed.UserKey, nil, "id"},
+		{"GET", "/api/v1/exports/%00/events", seed.UserKey, nil, "id"},
+		{"GET", "/api/v1/webhooks/%00", seed.UserKey, nil, "id"},
+		{"POST", "/api/v1/webhooks/%FF/test", seed.UserKey, nil, "id"},
+		{"GET", "/api/v1/exports?cursor=ZXhwXwA", seed.UserKey, nil, "cursor"},
+		{"GET", "/api/v1/webhooks?cursor=d2hrXwA", seed.UserKey, nil, "cursor"},
+		{"GET", "/api/v1/exports?schedule_id=%00", adminToken, nil, "schedule_id"},
+		{"GET", "/api/v1/audit?actor=%00", adminToken, nil, "actor"},
+		{"GET", "/api/v1/audit?action=%C0%AF", adminToken, nil, "action"},
+		{"POST", "/api/v1/exports", seed.UserKey, `{"type":"usage_logs","params":{"model":"\u0000"}}`, "params.model"},
+		{"POST", "/api/v1/exports", seed.UserKey, `{"type":"usage_logs","params":{"session_id":"a\u0000b"}}`, "params.session_id"},
+		{"POST", "/api/v1/webhooks", seed.UserKey, `{"url":"https://example.com/h","description":"\u0000"}`, "description"},
+		{"PATCH", "/api/v1/webhooks/whk_x", seed.UserKey, `{"description":"\u0000"}`, "description"},
+		{"POST", "/api/v1/exports", seed.UserKey, `{"type":"database_backup","format":"\u0000\u00e9"}`, "format"},
+	} {
+		r := s.do(c.method, c.path, c.token, c.body)
+		if r.status != 400 {
+			t.Errorf("%s %s %v: %d %s, want 400", c.method, c.path, c.body, r.status, r.body)
+			continue
+		}
+		if code, fields := r.errorCode(t); code != "invalid_request" || fields[c.field] == "" {
+			t.Errorf("%s %s %v: %s %v, want invalid_request naming %s", c.method, c.path, c.body, code, fields, c.field)
+		}
+	}
+
+	// Every refused change is in the audit trail, unprintable input
+	// escaped: refused by the service under its own action, refused before
+	// it as request.refused, naming the route and the field.
+	r := s.do("POST", "/api/v1/exports", seed.UserKey, `{"type":"usage_logs\u0000","format":"csv"}`)
+	if r.status != 400 {
+		t.Errorf("NUL in the type: %d %s", r.status, r.body)
+	}
+	rows, err := s.pool().Query(context.Background(), `SELECT action, target, outcome, COALESCE(params::text, '') FROM hubexport.audit_log
+		WHERE actor = 'user:2/key:2' AND outcome <> 'ok' ORDER BY id`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for rows.Next() {
+		var action, target, outcome, params string
+		if err := rows.Scan(&action, &target, &outcome, &params); err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, action+" "+target+" "+outcome+" "+params)
+	}
+	all := strings.Join(got, "\n")
+	for _, want := range []string{
+		`export.create  error:invalid_request {"type": "usage_logs", "format": ""}`,
+		`request.refused DELETE /api/v1/exports/:id error:invalid_request {"path": "/api/v1/exports/\\xc0\\xaf", "fields": {"id": "must be UTF-8 text without NUL bytes, not \"\\xc0\\xaf\""}}`,
+		`request.refused POST /api/v1/webhooks/:id/test error:invalid_request {"path": "/api/v1/webhooks/\\xff/test"`,
+		`request.refused POST /api/v1/exports error:invalid_request {"path": "/api/v1/exports", "fields": {"format": "must be UTF-8 text without NUL bytes, not \"\\x00é\""}}`,
+		`request.refused POST /api/v1/exports error:invalid_request {"path": "/api/v1/exports", "fields": {"type": "must be UTF-8 text without NUL bytes, not \"usage_logs\\x00\""}}`,
+		`export.create  error:invalid_request {"type": "usage_logs", "format": ""}`, // params.model
+	} {
+		if !strings.Contains(all, want) {
+			t.Errorf("the audit trail has no row %s\nall rows:\n%s", want, all)
+		}
+	}
+}

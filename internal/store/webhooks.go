@@ -105,7 +105,7 @@ func (s *Store) Webhook(ctx context.Context, id string) (*export.WebhookEndpoint
 // previous page, which must start with prefix.
 func decodeCursor(cursor, prefix string) (string, error) {
 	after, err := base64.RawURLEncoding.DecodeString(cursor)
-	if err != nil || !strings.HasPrefix(string(after), prefix) {
+	if err != nil || !strings.HasPrefix(string(after), prefix) || !export.IsText(string(after)) {
 		return "", export.Invalid("cursor", "is not a cursor this API returned; start again without it")
 	}
 	return string(after), nil
