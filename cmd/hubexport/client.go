@@ -341,6 +341,8 @@ type cliJob struct {
 	Error *struct {
 		Code    string `json:"code"`
 		Message string `json:"message"`
+		// Detail is the raw cause, shown to administrators only.
+		Detail string `json:"detail"`
 	} `json:"error"`
 
 	raw json.RawMessage
@@ -420,8 +422,12 @@ func (c *client) run(ctx context.Context, o *exportOptions, stdout io.Writer) er
 		if o.jsonOut {
 			_ = printJSON(stdout, job.raw)
 		}
-		if job.Error != nil {
-			return fmt.Errorf("job %s %s: %s (%s)", job.ID, job.Status, job.Error.Message, job.Error.Code)
+		if e := job.Error; e != nil {
+			msg := e.Message
+			if e.Detail != "" {
+				msg += ": " + e.Detail
+			}
+			return fmt.Errorf("job %s %s: %s (%s)", job.ID, job.Status, msg, e.Code)
 		}
 		return fmt.Errorf("job %s %s", job.ID, job.Status)
 	}
