@@ -422,12 +422,11 @@ func (c *client) run(ctx context.Context, o *exportOptions, stdout io.Writer) er
 		if o.jsonOut {
 			_ = printJSON(stdout, job.raw)
 		}
+		if e := job.Error; e != nil && e.Detail != "" {
+			return fmt.Errorf("job %s %s: %s: %s (%s)", job.ID, job.Status, e.Message, e.Detail, e.Code)
+		}
 		if e := job.Error; e != nil {
-			msg := e.Message
-			if e.Detail != "" {
-				msg += ": " + e.Detail
-			}
-			return fmt.Errorf("job %s %s: %s (%s)", job.ID, job.Status, msg, e.Code)
+			return fmt.Errorf("job %s %s: %s (%s)", job.ID, job.Status, e.Message, e.Code)
 		}
 		return fmt.Errorf("job %s %s", job.ID, job.Status)
 	}
