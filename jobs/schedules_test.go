@@ -292,6 +292,18 @@ type fakeDeliveryQueue struct{}
 
 func (fakeDeliveryQueue) EnqueueDelivery(context.Context, string, int) error { return nil }
 
+// plainOwners says every endpoint owner is an active user, the admin
+// token an administrator.
+type plainOwners struct{}
+
+func (plainOwners) OwnerStates(_ context.Context, ids []int64) (map[int64]export.OwnerState, error) {
+	out := map[int64]export.OwnerState{}
+	for _, id := range ids {
+		out[id] = export.OwnerState{Admin: id == export.AdminTokenUserID}
+	}
+	return out, nil
+}
+
 // An overdue schedule raises one backup.overdue per stretch through the
 // webhook dispatcher, to admin endpoints; a success ends the stretch.
 func TestOverdueRaisesOneWebhookEvent(t *testing.T) {
@@ -299,7 +311,7 @@ func TestOverdueRaisesOneWebhookEvent(t *testing.T) {
 	f := scheduleSetup(t)
 	ctx := context.Background()
 	n := 0
-	f.schedules.Overdue = &webhook.Dispatcher{Store: f.store, Queue: fakeDeliveryQueue{}, Log: f.schedules.Log, Now: f.clock,
+	f.schedules.Overdue = &webhook.Dispatcher{Store: f.store, Queue: fakeDeliveryQueue{}, Owners: plainOwners{}, Log: f.schedules.Log, Now: f.clock,
 		NewID: func() string { n++; return fmt.Sprintf("msg_%d", n) }, PublicURL: "https://x.example"}
 	for _, ep := range []*export.WebhookEndpoint{
 		{ID: "whk_admin", UserID: -1, Admin: true, URL: "https://a.example/h", Events: []string{export.EventBackupOverdue}, Enabled: true, Secret: export.NewWebhookSecret()},

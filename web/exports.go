@@ -18,7 +18,7 @@ func (h *handler) createExport(c *gin.Context) {
 	ctx := c.Request.Context()
 	p, _ := principalFrom(ctx)
 	var req export.CreateRequest
-	if err := decodeBody(c, &req); err != nil {
+	if err := h.decodeBody(c, &req); err != nil {
 		h.fail(c, err)
 		return
 	}
@@ -37,8 +37,18 @@ func (h *handler) createExport(c *gin.Context) {
 }
 
 // decodeBody reads a JSON body of at most maxBodyBytes into v, rejecting
-// unknown fields.
-func decodeBody(c *gin.Context, v any) error {
+// unknown fields; a refusal is recorded in the audit trail.
+func (h *handler) decodeBody(c *gin.Context, v any) error {
+	err := readBody(c, v)
+	if err != nil {
+		ctx := c.Request.Context()
+		p, _ := principalFrom(ctx)
+		h.svc.Refused(ctx, p, c.Request.Method+" "+c.FullPath(), c.Request.URL.Path, c.ClientIP(), err)
+	}
+	return err
+}
+
+func readBody(c *gin.Context, v any) error {
 	// curl -d labels bodies as a form; the body is still read as JSON,
 	// which keeps the README's one-line examples working.
 	if ct := c.GetHeader("Content-Type"); ct != "" {

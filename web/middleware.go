@@ -149,6 +149,42 @@ func (h *handler) authenticate(c *gin.Context) {
 	c.Next()
 }
 
+// checkText refuses path parameters, query names and query values that are
+// not text (invalid UTF-8, or NUL bytes, which PostgreSQL refuses), naming
+// the field.
+func (h *handler) checkText(c *gin.Context) {
+	for _, p := range c.Params {
+		if !export.IsText(p.Value) {
+			h.refuse(c, export.Invalid(p.Key, "must be UTF-8 text without NUL bytes, not %q", p.Value))
+			return
+		}
+	}
+	for k, vs := range c.Request.URL.Query() {
+		if !export.IsText(k) {
+			h.refuse(c, export.Invalid(export.Printable(k), "is not a parameter name: names are UTF-8 text without NUL bytes"))
+			return
+		}
+		for _, v := range vs {
+			if !export.IsText(v) {
+				h.refuse(c, export.Invalid(k, "must be UTF-8 text without NUL bytes, not %q", v))
+				return
+			}
+		}
+	}
+	c.Next()
+}
+
+// refuse answers a request refused before it reached a service; a refused
+// change (anything but a read) is recorded in the audit trail.
+func (h *handler) refuse(c *gin.Context, err error) {
+	if m := c.Request.Method; m != http.MethodGet && m != http.MethodHead {
+		ctx := c.Request.Context()
+		p, _ := principalFrom(ctx)
+		h.svc.Refused(ctx, p, m+" "+c.FullPath(), c.Request.URL.Path, c.ClientIP(), err)
+	}
+	h.fail(c, err)
+}
+
 func presentedToken(hd http.Header) string {
 	if scheme, token, ok := strings.Cut(strings.TrimSpace(hd.Get("Authorization")), " "); ok && strings.EqualFold(scheme, "Bearer") {
 		return strings.TrimSpace(token)

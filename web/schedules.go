@@ -36,7 +36,7 @@ func (h *handler) createSchedule(c *gin.Context) {
 	ctx := c.Request.Context()
 	p, _ := principalFrom(ctx)
 	var in export.ScheduleInput
-	if err := decodeBody(c, &in); err != nil {
+	if err := h.decodeBody(c, &in); err != nil {
 		h.fail(c, err)
 		return
 	}
@@ -81,7 +81,7 @@ func (h *handler) updateSchedule(c *gin.Context) {
 	ctx := c.Request.Context()
 	p, _ := principalFrom(ctx)
 	var in export.ScheduleInput
-	if err := decodeBody(c, &in); err != nil {
+	if err := h.decodeBody(c, &in); err != nil {
 		h.fail(c, err)
 		return
 	}

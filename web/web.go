@@ -167,7 +167,7 @@ func (h *handler) routes() *gin.Engine {
 		r.PUT("/api/v1/files/*path", files)
 	}
 
-	api := r.Group("/api/v1", h.authenticate)
+	api := r.Group("/api/v1", h.authenticate, h.checkText)
 	api.POST("/exports", h.createExport)
 	api.GET("/exports", h.listExports)
 	api.GET("/exports/:id", h.getExport)

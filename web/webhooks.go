@@ -39,7 +39,7 @@ func (h *handler) createWebhook(c *gin.Context) {
 	ctx := c.Request.Context()
 	p, _ := principalFrom(ctx)
 	var in export.WebhookInput
-	if err := decodeBody(c, &in); err != nil {
+	if err := h.decodeBody(c, &in); err != nil {
 		h.fail(c, err)
 		return
 	}
@@ -86,7 +86,7 @@ func (h *handler) updateWebhook(c *gin.Context) {
 	ctx := c.Request.Context()
 	p, _ := principalFrom(ctx)
 	var u export.WebhookUpdate
-	if err := decodeBody(c, &u); err != nil {
+	if err := h.decodeBody(c, &u); err != nil {
 		h.fail(c, err)
 		return
 	}

@@ -173,7 +173,7 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, r roles) e
 	hubDB := hub.New(d.pool)
 	inspector := asynq.NewInspectorFromRedisClient(d.rdb)
 	queue := &jobs.Client{Client: asynq.NewClientFromRedisClient(d.rdb), Inspector: inspector}
-	hooks := newWebhooks(cfg, d, queue, log)
+	hooks := newWebhooks(cfg, d, hubDB, queue, log)
 	met := newMetrics(reg, d.store, inspector, log)
 	schedules := newSchedules(cfg, d, queue, hooks, log)
 

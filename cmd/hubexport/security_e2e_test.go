@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"net"
@@ -174,4 +175,191 @@ func TestFailedJobErrorsPerRole(t *testing.T) {
 	j = s.create(seed.UserKey, map[string]any{"type": "usage_logs", "params": window})
 	s.wait(seed.UserKey, j.ID, 60*time.Second)
 	check("storage error", j.ID, "storage_unavailable", storage)
+}
+
+// A webhook's scope follows its owner's role and state in the hub now, not
+// at creation: a demoted admin's endpoint stops hearing of other users'
+// jobs (even a retry already scheduled) but still hears of its owner's
+// own; a deleted owner's endpoint stops, saying why.
+func TestWebhookScopeFollowsOwner(t *testing.T) {
+	t.Parallel()
+	s := newStack(t, withPrivateWebhooks())
+	s.start("serve")
+	boss, alice := newHookReceiver(t), newHookReceiver(t)
+	boss.respond = func(n int) (int, http.Header) {
+		if n == 0 {
+			return http.StatusServiceUnavailable, nil
+		}
+		return http.StatusNoContent, nil
+	}
+	alice.respond = func(n int) (int, http.Header) {
+		if n == 1 {
+			return http.StatusServiceUnavailable, nil
+		}
+		return http.StatusNoContent, nil
+	}
+	hb := s.createHook(seed.AdminKey, map[string]any{"url": boss.url()})
+	ha := s.createHook(seed.UserKey, map[string]any{"url": alice.url()})
+	boss.trust(hb.Secret)
+	alice.trust(ha.Secret)
+	if !hb.Admin {
+		t.Fatalf("the admin's endpoint: %+v", hb)
+	}
+	window := map[string]any{"start_time": "2026-02-01T00:00:00Z", "end_time": "2026-02-02T00:00:00Z"}
+	run := func(token, typ string) string {
+		t.Helper()
+		params := window
+		if typ == "probe_logs" {
+			params = nil
+		}
+		j := s.create(token, map[string]any{"type": typ, "params": params})
+		if j = s.wait(token, j.ID, 60*time.Second); j.Status != "succeeded" {
+			t.Fatalf("job %s: %s %+v", j.ID, j.Status, j.Error)
+		}
+		return j.ID
+	}
+
+	// User 2's job reaches the admin's endpoint, which answers 503; the
+	// admin is demoted before the retry, which is therefore not sent.
+	j1 := run(seed.UserKey, "usage_logs")
+	if got := boss.waitFor(1, 30*time.Second); got[0].event.Data.JobID != j1 {
+		t.Fatalf("the admin's endpoint heard of %s, want %s", got[0].event.Data.JobID, j1)
+	}
+	s.exec(`UPDATE users SET role = 'user' WHERE id = $1`, seed.AdminUserID)
+	d := s.waitDelivery(seed.AdminKey, hb.ID, 2, 30*time.Second)
+	if d.Status != "failed" || !strings.Contains(d.Attempts[1].Error, "no longer an administrator") {
+		t.Errorf("the retry after the demotion: %+v", d)
+	}
+	if h, _ := s.getHook(seed.AdminKey, hb.ID); h.Admin || !h.Enabled {
+		t.Errorf("GET the demoted admin's endpoint: %+v, want admin false, still enabled", h)
+	}
+
+	// Another user's job no longer reaches it; its owner's own job does.
+	alice.waitFor(1, 30*time.Second)
+	j2 := run(seed.UserKey, "usage_logs")
+	alice.waitFor(2, 30*time.Second)
+	j3 := run(seed.AdminKey, "usage_logs")
+	got := boss.waitFor(2, 30*time.Second)
+	time.Sleep(2 * time.Second) // anything misrouted would have arrived by now
+	got = boss.requests()
+	if len(got) != 2 || got[1].event.Data.JobID != j3 {
+		var ids []string
+		for _, r := range got {
+			ids = append(ids, r.event.Data.JobID)
+		}
+		t.Errorf("the demoted admin's endpoint heard of %v, want [%s %s] (not %s)", ids, j1, j3, j2)
+	}
+
+	// User 2's endpoint answered 503 to j2; user 2 is deleted before the
+	// retry: it is not sent, and the endpoint stops, saying why.
+	s.exec(`UPDATE users SET deleted_at = now() WHERE id = $1`, seed.UserID)
+	pool := s.pool()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		var status string
+		if err := pool.QueryRow(context.Background(), `SELECT status FROM hubexport.webhook_deliveries
+			WHERE endpoint_id = $1 ORDER BY id DESC LIMIT 1`, ha.ID).Scan(&status); err != nil {
+			t.Fatal(err)
+		}
+		if status != "pending" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the retry to the deleted user's endpoint is still pending")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if n := len(alice.requests()); n != 2 {
+		t.Errorf("the deleted user's endpoint got %d requests, want 2", n)
+	}
+	// Restored in the hub, the user finds the endpoint stopped, and why.
+	s.exec(`UPDATE users SET deleted_at = NULL WHERE id = $1`, seed.UserID)
+	h, r := s.getHook(seed.UserKey, ha.ID)
+	if r.status != 200 || h.Enabled || !strings.Contains(h.DisabledReason, "deleted") {
+		t.Errorf("GET the deleted owner's endpoint: %d %+v, want disabled with the reason", r.status, h)
+	}
+	if d := s.deliveries(seed.UserKey, ha.ID)[0]; d.Status != "failed" || len(d.Attempts) != 2 || !strings.Contains(d.Attempts[1].Error, "deleted") {
+		t.Errorf("the deleted owner's last delivery: %+v", d)
+	}
+}
+
+// Input PostgreSQL cannot hold or Go cannot represent is a 400 naming the
+// field, never a 500; a refused create is audited with the unprintable
+// input escaped.
+func TestBadInputNamesTheField(t *testing.T) {
+	t.Parallel()
+	s := newStack(t)
+	s.start("api") // no worker: nothing runs
+
+	for _, c := range []struct {
+		method, path, token string
+		body                any
+		field               string
+	}{
+		{"POST", "/api/v1/exports", seed.UserKey, `{"type":"usage_logs","params":{"start_time":253402300800000}}`, "params.start_time"},
+		{"POST", "/api/v1/exports", seed.UserKey, `{"type":"usage_logs","params":{"end_time":9223372036854775807}}`, "params.end_time"},
+		{"POST", "/api/v1/exports", seed.UserKey, `{"type":"usage_logs","params":{"start_time":-9223372036854775808}}`, "params.start_time"},
+		{"POST", "/api/v1/exports", seed.UserKey, `{"type":"usage_logs","params":{"start_time":9223372036854775808}}`, "params.start_time"},
+		{"POST", "/api/v1/exports", adminToken, `{"type":"probe_logs","params":{"start_time":253402300800000}}`, "params.start_time"},
+		{"POST", "/api/v1/exports", adminToken, `{"type":"probe_logs","params":{"end_time":-9223372036854775808}}`, "params.end_time"},
+		{"POST", "/api/v1/exports", adminToken, `{"type":"probe_logs","params":{"start_time":"10000-01-01T00:00:00Z"}}`, "params.start_time"},
+		{"GET", "/api/v1/exports/%00", seed.UserKey, nil, "id"},
+		{"DELETE", "/api/v1/exports/%C0%AF", seed.UserKey, nil, "id"},
+		{"GET", "/api/v1/exports/%00/events", seed.UserKey, nil, "id"},
+		{"GET", "/api/v1/webhooks/%00", seed.UserKey, nil, "id"},
+		{"POST", "/api/v1/webhooks/%FF/test", seed.UserKey, nil, "id"},
+		{"GET", "/api/v1/exports?cursor=ZXhwXwA", seed.UserKey, nil, "cursor"},
+		{"GET", "/api/v1/webhooks?cursor=d2hrXwA", seed.UserKey, nil, "cursor"},
+		{"GET", "/api/v1/exports?schedule_id=%00", adminToken, nil, "schedule_id"},
+		{"GET", "/api/v1/audit?actor=%00", adminToken, nil, "actor"},
+		{"GET", "/api/v1/audit?action=%C0%AF", adminToken, nil, "action"},
+		{"POST", "/api/v1/exports", seed.UserKey, `{"type":"usage_logs","params":{"model":"\u0000"}}`, "params.model"},
+		{"POST", "/api/v1/exports", seed.UserKey, `{"type":"usage_logs","params":{"session_id":"a\u0000b"}}`, "params.session_id"},
+		{"POST", "/api/v1/webhooks", seed.UserKey, `{"url":"https://example.com/h","description":"\u0000"}`, "description"},
+		{"PATCH", "/api/v1/webhooks/whk_x", seed.UserKey, `{"description":"\u0000"}`, "description"},
+		{"POST", "/api/v1/exports", seed.UserKey, `{"type":"database_backup","format":"\u0000\u00e9"}`, "format"},
+	} {
+		r := s.do(c.method, c.path, c.token, c.body)
+		if r.status != 400 {
+			t.Errorf("%s %s %v: %d %s, want 400", c.method, c.path, c.body, r.status, r.body)
+			continue
+		}
+		if code, fields := r.errorCode(t); code != "invalid_request" || fields[c.field] == "" {
+			t.Errorf("%s %s %v: %s %v, want invalid_request naming %s", c.method, c.path, c.body, code, fields, c.field)
+		}
+	}
+
+	// Every refused change is in the audit trail, unprintable input
+	// escaped: refused by the service under its own action, refused before
+	// it as request.refused, naming the route and the field.
+	r := s.do("POST", "/api/v1/exports", seed.UserKey, `{"type":"usage_logs\u0000","format":"csv"}`)
+	if r.status != 400 {
+		t.Errorf("NUL in the type: %d %s", r.status, r.body)
+	}
+	rows, err := s.pool().Query(context.Background(), `SELECT action, target, outcome, COALESCE(params::text, '') FROM hubexport.audit_log
+		WHERE actor = 'user:2/key:2' AND outcome <> 'ok' ORDER BY id`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for rows.Next() {
+		var action, target, outcome, params string
+		if err := rows.Scan(&action, &target, &outcome, &params); err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, action+" "+target+" "+outcome+" "+params)
+	}
+	all := strings.Join(got, "\n")
+	for _, want := range []string{
+		`export.create  error:invalid_request {"type": "usage_logs", "format": ""}`,
+		`request.refused DELETE /api/v1/exports/:id error:invalid_request {"path": "/api/v1/exports/\\xc0\\xaf", "fields": {"id": "must be UTF-8 text without NUL bytes, not \"\\xc0\\xaf\""}}`,
+		`request.refused POST /api/v1/webhooks/:id/test error:invalid_request {"path": "/api/v1/webhooks/\\xff/test"`,
+		`request.refused POST /api/v1/exports error:invalid_request {"path": "/api/v1/exports", "fields": {"format": "must be UTF-8 text without NUL bytes, not \"\\x00é\""}}`,
+		`request.refused POST /api/v1/exports error:invalid_request {"path": "/api/v1/exports", "fields": {"type": "must be UTF-8 text without NUL bytes, not \"usage_logs\\x00\""}}`,
+		`export.create  error:invalid_request {"type": "usage_logs", "format": ""}`, // params.model
+	} {
+		if !strings.Contains(all, want) {
+			t.Errorf("the audit trail has no row %s\nall rows:\n%s", want, all)
+		}
+	}
 }

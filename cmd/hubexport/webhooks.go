@@ -21,29 +21,31 @@ func newMessageID() string { return "msg_" + ulid.Make().String() }
 type webhooks struct {
 	guard      *webhook.Guard
 	dispatcher *webhook.Dispatcher
+	owners     export.Owners
 	store      *deps
 	log        *slog.Logger
 }
 
-func newWebhooks(cfg *config.Config, d *deps, queue *jobs.Client, log *slog.Logger) *webhooks {
+func newWebhooks(cfg *config.Config, d *deps, owners export.Owners, queue *jobs.Client, log *slog.Logger) *webhooks {
 	guard := &webhook.Guard{AllowPrivate: cfg.WebhookAllowPrivate}
 	return &webhooks{
 		guard: guard,
-		dispatcher: &webhook.Dispatcher{Store: d.store, Queue: queue, Guard: guard, Log: log, Now: time.Now,
+		dispatcher: &webhook.Dispatcher{Store: d.store, Queue: queue, Guard: guard, Owners: owners, Log: log, Now: time.Now,
 			NewID: newMessageID, PublicURL: cfg.PublicURL},
-		store: d,
-		log:   log,
+		owners: owners,
+		store:  d,
+		log:    log,
 	}
 }
 
 // handler is the worker's delivery task handler; m counts attempts.
 func (w *webhooks) handler(m jobs.Metrics) *jobs.WebhookDeliveryHandler {
 	return &jobs.WebhookDeliveryHandler{Metrics: m, Deliverer: &webhook.Deliverer{
-		Store: w.store.store, Client: w.guard.Client(webhook.RequestTimeout), Log: w.log, Now: time.Now,
+		Store: w.store.store, Owners: w.owners, Client: w.guard.Client(webhook.RequestTimeout), Log: w.log, Now: time.Now,
 	}}
 }
 
 // api is the endpoint management the API serves.
 func (w *webhooks) api() *export.Webhooks {
-	return &export.Webhooks{Store: w.store.store, Sender: w.dispatcher, Log: w.log, NewID: newWebhookID, Now: time.Now}
+	return &export.Webhooks{Store: w.store.store, Sender: w.dispatcher, Owners: w.owners, Log: w.log, NewID: newWebhookID, Now: time.Now}
 }

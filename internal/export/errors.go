@@ -3,7 +3,11 @@ package export
 import (
 	"errors"
 	"fmt"
+	"strconv"
+	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 )
 
 // Kind classifies an error for the transport: web maps each kind to one
@@ -89,3 +93,20 @@ var (
 	// canceled, or a newer attempt took it over.
 	ErrSuperseded = errors.New("export: attempt superseded")
 )
+
+// IsText reports whether s can be stored and shown as text: valid UTF-8
+// without NUL bytes (PostgreSQL's text refuses both).
+func IsText(s string) bool {
+	return utf8.ValidString(s) && strings.IndexByte(s, 0) < 0
+}
+
+// Printable returns s unchanged when every rune of it prints, else s
+// escaped as a Go string literal's body (`\x00`, `\xc0`, `\n`): input a
+// refusal records must keep what was sent, visibly.
+func Printable(s string) string {
+	if utf8.ValidString(s) && !strings.ContainsFunc(s, func(r rune) bool { return !unicode.IsPrint(r) }) {
+		return s
+	}
+	q := strconv.Quote(s)
+	return q[1 : len(q)-1]
+}

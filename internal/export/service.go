@@ -274,6 +274,18 @@ func (s *Service) DownloadLink(ctx context.Context, p Principal, id, address str
 	return Link{URL: url, ExpiresAt: expires}, nil
 }
 
+// Refused records in the audit trail a change refused before it reached
+// a service (a body or a path that cannot be read): action
+// request.refused, the route as target, and the path and the fields at
+// fault as params.
+func (s *Service) Refused(ctx context.Context, p Principal, route, path, address string, err error) {
+	params := map[string]any{"path": path}
+	if e, ok := errors.AsType[*Error](err); ok && len(e.Fields) > 0 {
+		params["fields"] = e.Fields
+	}
+	s.audit(ctx, p, "request.refused", route, address, err, params)
+}
+
 func (s *Service) audit(ctx context.Context, p Principal, action, target, address string, err error, params map[string]any) {
 	outcome := "ok"
 	if err != nil {

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"reflect"
 	"sort"
 	"strings"
 	"time"
@@ -135,6 +136,69 @@ func DecodeStrict(raw json.RawMessage, v any, prefix string) error {
 	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
 		return Invalid(strings.TrimSuffix(prefix, "."), "unexpected data after the JSON object")
 	}
+	return checkText(reflect.ValueOf(v), strings.TrimSuffix(prefix, "."))
+}
+
+// checkText refuses a decoded string that is not text (NUL bytes, which a
+// JSON body can carry as \u0000 and PostgreSQL refuses), naming its field
+// by its JSON name.
+func checkText(v reflect.Value, name string) error {
+	child := func(n string) string {
+		if name == "" {
+			return n
+		}
+		return name + "." + n
+	}
+	switch v.Kind() {
+	case reflect.Pointer, reflect.Interface:
+		if v.IsNil() {
+			return nil
+		}
+		return checkText(v.Elem(), name)
+	case reflect.String:
+		if !IsText(v.String()) {
+			return Invalid(name, "must be UTF-8 text without NUL bytes, not %q", v.String())
+		}
+	case reflect.Struct:
+		t := v.Type()
+		for i := range t.NumField() {
+			f := t.Field(i)
+			tag := f.Tag.Get("json")
+			if !f.IsExported() || tag == "-" {
+				continue
+			}
+			n, _, _ := strings.Cut(tag, ",")
+			field := child(n)
+			if n == "" && f.Anonymous {
+				field = name
+			} else if n == "" {
+				field = child(f.Name)
+			}
+			if err := checkText(v.Field(i), field); err != nil {
+				return err
+			}
+		}
+	case reflect.Slice, reflect.Array:
+		if v.Type().Elem().Kind() == reflect.Uint8 {
+			return nil // bytes and raw JSON: decoded, and checked, later
+		}
+		for i := range v.Len() {
+			if err := checkText(v.Index(i), fmt.Sprintf("%s[%d]", name, i)); err != nil {
+				return err
+			}
+		}
+	case reflect.Map:
+		iter := v.MapRange()
+		for iter.Next() {
+			k := fmt.Sprint(iter.Key().Interface())
+			if !IsText(k) {
+				return Invalid(child(Printable(k)), "is not a valid name: names are UTF-8 text without NUL bytes")
+			}
+			if err := checkText(iter.Value(), child(k)); err != nil {
+				return err
+			}
+		}
+	}
 	return nil
 }
 
@@ -199,18 +263,32 @@ func ParseInstant(field string, raw json.RawMessage) (*time.Time, error) {
 		}
 		t, err := time.Parse(time.RFC3339Nano, str)
 		if err != nil {
-			return nil, Invalid(field, "%q is not an RFC 3339 time (example: 2026-01-29T10:30:00Z) or epoch milliseconds", str)
+			return nil, Invalid(field, "%q is not an RFC 3339 time (example: 2026-01-29T10:30:00Z) or epoch milliseconds", Printable(str))
 		}
 		t = t.UTC()
+		if t.Before(minInstant) || t.After(maxInstant) {
+			return nil, Invalid(field, "%q is out of range: times must be between 0001-01-01T00:00:00Z and 9999-12-31T23:59:59.999Z", str)
+		}
 		return &t, nil
 	}
 	var ms int64
 	if err := json.Unmarshal(raw, &ms); err != nil {
-		return nil, Invalid(field, "%s is not epoch milliseconds (an integer) or an RFC 3339 string", s)
+		return nil, Invalid(field, "%s is not epoch milliseconds (an integer) or an RFC 3339 string", Printable(s))
+	}
+	if ms < minInstant.UnixMilli() || ms > maxInstant.UnixMilli() {
+		return nil, Invalid(field, "%d is out of range: epoch milliseconds must be between %d (0001-01-01) and %d (9999-12-31)",
+			ms, minInstant.UnixMilli(), maxInstant.UnixMilli())
 	}
 	t := time.UnixMilli(ms).UTC()
 	return &t, nil
 }
+
+// The times ParseInstant accepts: what RFC 3339 can write, and
+// PostgreSQL's timestamptz hold.
+var (
+	minInstant = time.Date(1, 1, 1, 0, 0, 0, 0, time.UTC)
+	maxInstant = time.Date(9999, 12, 31, 23, 59, 59, 999_000_000, time.UTC)
+)
 
 // LoadZone checks an IANA zone name for field; empty means UTC.
 func LoadZone(field, name string) (*time.Location, error) {

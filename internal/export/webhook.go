@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/url"
 	"slices"
@@ -71,10 +72,12 @@ type WebhookEndpoint struct {
 	Events      []string `json:"events"`
 	Description string   `json:"description"`
 	Enabled     bool     `json:"enabled"`
-	// DisabledReason says why deliveries turned the endpoint off (a 410).
+	// DisabledReason says why the endpoint was turned off other than by
+	// its owner: the receiver answered 410, or the owner was deleted,
+	// disabled or expired in the hub.
 	DisabledReason string `json:"disabled_reason,omitempty"`
-	// Admin: the owner was an administrator at creation; the endpoint
-	// receives every event.
+	// Admin: the owner is an administrator (in the answers of the API: now,
+	// in the hub); the endpoint receives every event.
 	Admin     bool      `json:"admin"`
 	UserID    int64     `json:"user_id"`
 	CreatedAt time.Time `json:"created_at"`
@@ -103,6 +106,33 @@ func (e *WebhookEndpoint) SigningSecrets(now time.Time) []string {
 func (e *WebhookEndpoint) Wants(t string) bool {
 	return e.Enabled && slices.Contains(e.Events, t)
 }
+
+// OwnerState is what the hub says of an endpoint's owner now. An
+// endpoint's scope follows it: an owner who is an administrator now hears
+// of every job, any other only of their own; a deleted, disabled or
+// expired owner's endpoints stop.
+type OwnerState struct {
+	Admin bool
+	// Inactive is why the owner may no longer use hubexport ("deleted",
+	// "disabled", "expired"); "" while they may.
+	Inactive string
+}
+
+// StopReason is the disabled_reason of an inactive owner's endpoint.
+func (s OwnerState) StopReason(userID int64) string {
+	return fmt.Sprintf("stopped: the owner (user %d) was %s in the hub", userID, s.Inactive)
+}
+
+// Owners reads endpoint owners' current role and state from the hub
+// (internal/hub). AdminTokenUserID is an active administrator; an id the
+// hub does not know is a deleted owner.
+type Owners interface {
+	OwnerStates(ctx context.Context, userIDs []int64) (map[int64]OwnerState, error)
+}
+
+// NotAdminReason is why a delivery about another user's job was not sent
+// to the endpoint of an owner who is no longer an administrator.
+const NotAdminReason = "the endpoint's owner is no longer an administrator: it receives events about their own jobs only"
 
 // WebhookWithSecret is an endpoint as answered by create and rotate: the
 // only two answers that carry the secret.
@@ -231,6 +261,27 @@ type Webhooks struct {
 	Now    func() time.Time
 	// MaxPerPrincipal caps how many endpoints one principal may have.
 	MaxPerPrincipal int
+	// Owners gives the owners' current roles, which answers show as admin.
+	Owners Owners
+}
+
+// withRole sets each endpoint's Admin to its owner's current role.
+func (w *Webhooks) withRole(ctx context.Context, eps ...*WebhookEndpoint) error {
+	if w.Owners == nil || len(eps) == 0 {
+		return nil
+	}
+	ids := make([]int64, 0, len(eps))
+	for _, e := range eps {
+		ids = append(ids, e.UserID)
+	}
+	states, err := w.Owners.OwnerStates(ctx, ids)
+	if err != nil {
+		return fmt.Errorf("export: webhook owners' roles: %w", err)
+	}
+	for _, e := range eps {
+		e.Admin = states[e.UserID].Admin
+	}
+	return nil
 }
 
 // Create validates in and stores a new endpoint with a fresh secret, shown
@@ -290,6 +341,9 @@ func (w *Webhooks) Get(ctx context.Context, p Principal, id string) (*WebhookEnd
 	if e.UserID != p.UserID {
 		return nil, ErrWebhookNotFound
 	}
+	if err := w.withRole(ctx, e); err != nil {
+		return nil, err
+	}
 	return e, nil
 }
 
@@ -299,7 +353,14 @@ func (w *Webhooks) List(ctx context.Context, p Principal, cursor string, limit i
 	if err != nil {
 		return WebhookPage{}, err
 	}
-	return w.Store.Webhooks(ctx, p.UserID, cursor, limit)
+	page, err := w.Store.Webhooks(ctx, p.UserID, cursor, limit)
+	if err != nil {
+		return WebhookPage{}, err
+	}
+	if err := w.withRole(ctx, page.Endpoints...); err != nil {
+		return WebhookPage{}, err
+	}
+	return page, nil
 }
 
 // Update changes the fields u names.
@@ -336,7 +397,12 @@ func (w *Webhooks) Update(ctx context.Context, p Principal, id string, u Webhook
 	if u.Enabled != nil {
 		e.Enabled = *u.Enabled
 	}
-	return w.Store.UpdateWebhook(ctx, e)
+	out, err = w.Store.UpdateWebhook(ctx, e)
+	if err != nil {
+		return nil, err
+	}
+	out.Admin = e.Admin
+	return out, nil
 }
 
 // Delete removes endpoint id and its delivery log.
@@ -352,7 +418,8 @@ func (w *Webhooks) Delete(ctx context.Context, p Principal, id, address string) 
 // old one keeps signing beside it for 24 hours.
 func (w *Webhooks) Rotate(ctx context.Context, p Principal, id, address string) (out *WebhookWithSecret, err error) {
 	defer func() { w.audit(ctx, p, "webhook.rotate", "webhook:"+id, address, err, nil) }()
-	if _, err := w.Get(ctx, p, id); err != nil {
+	cur, err := w.Get(ctx, p, id)
+	if err != nil {
 		return nil, err
 	}
 	secret := NewWebhookSecret()
@@ -360,6 +427,7 @@ func (w *Webhooks) Rotate(ctx context.Context, p Principal, id, address string) 
 	if err != nil {
 		return nil, err
 	}
+	e.Admin = cur.Admin
 	return &WebhookWithSecret{WebhookEndpoint: *e, Secret: e.Secret}, nil
 }
 

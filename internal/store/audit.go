@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"reflect"
 	"strconv"
 	"strings"
 	"time"
@@ -102,4 +103,39 @@ func decodeAuditCursor(cursor string) (time.Time, int64, error) {
 		return time.Time{}, 0, bad
 	}
 	return time.UnixMicro(micros).UTC(), id, nil
+}
+
+// printableJSON returns v with every string in it (map keys included)
+// made printable; strings of named types become plain strings.
+func printableJSON(v any) any {
+	switch x := v.(type) {
+	case nil:
+		return nil
+	case string:
+		return export.Printable(x)
+	case map[string]any:
+		out := make(map[string]any, len(x))
+		for k, e := range x {
+			out[export.Printable(k)] = printableJSON(e)
+		}
+		return out
+	case []any:
+		out := make([]any, len(x))
+		for i, e := range x {
+			out[i] = printableJSON(e)
+		}
+		return out
+	case []string:
+		out := make([]string, len(x))
+		for i, e := range x {
+			out[i] = export.Printable(e)
+		}
+		return out
+	case json.RawMessage:
+		return x // escaped after a round trip through any
+	}
+	if rv := reflect.ValueOf(v); rv.Kind() == reflect.String {
+		return export.Printable(rv.String())
+	}
+	return v
 }

@@ -186,11 +186,11 @@ func (s *Store) Jobs(ctx context.Context, f export.JobFilter) (export.JobPage, e
 		add("schedule_id = $%d", f.ScheduleID)
 	}
 	if f.Cursor != "" {
-		after, err := base64.RawURLEncoding.DecodeString(f.Cursor)
-		if err != nil || !strings.HasPrefix(string(after), "exp_") {
-			return export.JobPage{}, export.Invalid("cursor", "is not a cursor this API returned; start again without it")
+		after, err := decodeCursor(f.Cursor, "exp_")
+		if err != nil {
+			return export.JobPage{}, err
 		}
-		add("id < $%d", string(after))
+		add("id < $%d", after)
 	}
 	q := `SELECT ` + jobColumns + ` FROM hubexport.jobs`
 	if len(where) > 0 {
@@ -254,16 +254,30 @@ func (s *Store) expire(ctx context.Context, id string) (*export.Job, error) {
 }
 
 // Audit implements export.JobStore.
+//
+// Refused requests are audited too, and their input may be anything: every
+// string is stored printable (export.Printable), since text and jsonb
+// cannot hold NUL and invalid UTF-8 would be lost.
 func (s *Store) Audit(ctx context.Context, e export.AuditEntry) error {
 	var params []byte
 	if e.Params != nil {
-		var err error
-		if params, err = json.Marshal(e.Params); err != nil {
+		raw, err := json.Marshal(printableJSON(e.Params))
+		if err != nil {
+			return fmt.Errorf("store: audit params: %w", err)
+		}
+		// Strings inside raw JSON values (request params) are escaped by
+		// decoding them again.
+		var v any
+		if err := json.Unmarshal(raw, &v); err != nil {
+			return fmt.Errorf("store: audit params: %w", err)
+		}
+		if params, err = json.Marshal(printableJSON(v)); err != nil {
 			return fmt.Errorf("store: audit params: %w", err)
 		}
 	}
+	p := export.Printable
 	_, err := s.pool.Exec(ctx, `INSERT INTO hubexport.audit_log (at, actor, user_id, action, target, params, address, outcome)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`, e.At, e.Actor, e.UserID, e.Action, e.Target, params, e.Address, e.Outcome)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`, e.At, p(e.Actor), e.UserID, p(e.Action), p(e.Target), params, p(e.Address), p(e.Outcome))
 	if err != nil {
 		return fmt.Errorf("store: audit: %w", err)
 	}

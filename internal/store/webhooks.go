@@ -105,7 +105,7 @@ func (s *Store) Webhook(ctx context.Context, id string) (*export.WebhookEndpoint
 // previous page, which must start with prefix.
 func decodeCursor(cursor, prefix string) (string, error) {
 	after, err := base64.RawURLEncoding.DecodeString(cursor)
-	if err != nil || !strings.HasPrefix(string(after), prefix) {
+	if err != nil || !strings.HasPrefix(string(after), prefix) || !export.IsText(string(after)) {
 		return "", export.Invalid("cursor", "is not a cursor this API returned; start again without it")
 	}
 	return string(after), nil
@@ -179,11 +179,12 @@ func (s *Store) DisableWebhook(ctx context.Context, id, reason string) error {
 	return nil
 }
 
-// MatchWebhooks lists the enabled endpoints that receive an event of type
-// eventType about owner's things: owner's own and every admin endpoint.
-func (s *Store) MatchWebhooks(ctx context.Context, owner int64, eventType string) ([]*export.WebhookEndpoint, error) {
-	return s.webhooks(ctx, "match webhooks", `SELECT `+webhookColumns+` FROM hubexport.webhook_endpoints
-		WHERE enabled AND (admin OR user_id = $1) AND $2 = ANY(events) ORDER BY id`, owner, eventType)
+// SubscribedWebhooks lists the enabled endpoints subscribed to eventType,
+// whoever owns them: which of them an event reaches depends on their
+// owners' current roles, which the hub knows.
+func (s *Store) SubscribedWebhooks(ctx context.Context, eventType string) ([]*export.WebhookEndpoint, error) {
+	return s.webhooks(ctx, "subscribed webhooks", `SELECT `+webhookColumns+` FROM hubexport.webhook_endpoints
+		WHERE enabled AND $1 = ANY(events) ORDER BY id`, eventType)
 }
 
 const deliveryColumns = `id, endpoint_id, event_type, payload, status, send, next_attempt_at, created_at, updated_at`

@@ -15,9 +15,9 @@ func newEndpoint(id string, owner int64, admin, enabled bool, events ...string) 
 		Enabled: enabled, Secret: export.NewWebhookSecret(), CreatedAt: time.Now().UTC()}
 }
 
-// Events reach every admin endpoint and the owner's own, if enabled and
-// subscribed.
-func TestMatchWebhooks(t *testing.T) {
+// The endpoints subscribed to an event are the enabled ones listing it,
+// whoever owns them.
+func TestSubscribedWebhooks(t *testing.T) {
 	t.Parallel()
 	s, _ := setup(t)
 	ctx := context.Background()
@@ -32,17 +32,14 @@ func TestMatchWebhooks(t *testing.T) {
 		}
 	}
 	for _, c := range []struct {
-		owner int64
 		event string
 		want  []string
 	}{
-		{2, export.EventExportSucceeded, []string{"whk_admin", "whk_u2"}},
-		{2, export.EventExportFailed, []string{"whk_admin"}},
-		{4, export.EventExportSucceeded, []string{"whk_admin", "whk_u4"}},
-		{-1, export.EventBackupOverdue, []string{"whk_admin"}},
-		{3, export.EventExportCanceled, []string{"whk_admin"}},
+		{export.EventExportSucceeded, []string{"whk_admin", "whk_u2", "whk_u4"}},
+		{export.EventExportFailed, []string{"whk_admin", "whk_u4"}},
+		{export.EventBackupOverdue, []string{"whk_admin", "whk_u4"}},
 	} {
-		eps, err := s.MatchWebhooks(ctx, c.owner, c.event)
+		eps, err := s.SubscribedWebhooks(ctx, c.event)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -51,7 +48,7 @@ func TestMatchWebhooks(t *testing.T) {
 			got = append(got, e.ID)
 		}
 		if !slices.Equal(got, c.want) {
-			t.Errorf("owner %d, %s: %v, want %v", c.owner, c.event, got, c.want)
+			t.Errorf("%s: %v, want %v", c.event, got, c.want)
 		}
 	}
 	if _, err := s.CreateWebhook(ctx, newEndpoint("whk_u2c", 2, false, true, export.EventExportFailed), 2); export.KindOf(err) != export.KindConflict {

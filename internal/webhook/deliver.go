@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -58,7 +59,10 @@ type Outcome struct {
 
 // Deliverer makes delivery attempts.
 type Deliverer struct {
-	Store  Store
+	Store Store
+	// Owners gives endpoint owners' current roles and states, checked
+	// before every attempt.
+	Owners export.Owners
 	Client *http.Client // Guard.Client(RequestTimeout)
 	Log    *slog.Logger
 	Now    func() time.Time
@@ -93,12 +97,38 @@ func (d *Deliverer) Attempt(ctx context.Context, id string, send, retried int, l
 		a.Error = "not sent: the endpoint is disabled"
 		return Outcome{Done: true}, d.Store.FinishDeliveryAttempt(bg, id, send, a, export.DeliveryFailed, nil)
 	}
+	// The owner's role and state now, not when the event was recorded.
+	states, err := d.Owners.OwnerStates(ctx, []int64{ep.UserID})
+	if err != nil {
+		return Outcome{}, fmt.Errorf("webhook: endpoint owner: %w", err)
+	}
+	owner := states[ep.UserID]
+	if owner.Inactive != "" {
+		reason := owner.StopReason(ep.UserID)
+		if err := d.Store.DisableWebhook(bg, ep.ID, reason); err != nil {
+			return Outcome{}, err
+		}
+		log.WarnContext(ctx, "webhook_endpoint_disabled", "reason", "owner "+owner.Inactive)
+		a.Error = "not sent: " + reason
+		return Outcome{Done: true}, d.Store.FinishDeliveryAttempt(bg, id, send, a, export.DeliveryFailed, nil)
+	}
+	if !owner.Admin {
+		own, err := d.aboutOwner(ctx, ep, del)
+		if err != nil {
+			return Outcome{}, err
+		}
+		if !own {
+			a.Error = "not sent: " + export.NotAdminReason
+			log.InfoContext(ctx, "webhook_delivery_out_of_scope")
+			return Outcome{Done: true}, d.Store.FinishDeliveryAttempt(bg, id, send, a, export.DeliveryFailed, nil)
+		}
+	}
 
 	code, retryAfter, sendErr := d.post(ctx, ep, del, now)
 	a.LatencyMS = d.Now().Sub(now).Milliseconds()
 	a.StatusCode = code
 	if sendErr != nil {
-		a.Error = sendErr.shown(ep.Admin)
+		a.Error = sendErr.shown(owner.Admin)
 	}
 	status := export.DeliveryPending
 	switch {
@@ -139,6 +169,36 @@ func (d *Deliverer) Attempt(ctx context.Context, id string, send, retried int, l
 			"retry_in_ms", out.RetryIn.Milliseconds())
 	}
 	return out, nil
+}
+
+// aboutOwner reports whether delivery del is about the endpoint owner's
+// own things: a test of the endpoint, or the end of one of their jobs.
+// Anything else (another user's job, an overdue backup) is for
+// administrators.
+func (d *Deliverer) aboutOwner(ctx context.Context, ep *export.WebhookEndpoint, del *export.WebhookDelivery) (bool, error) {
+	switch del.EventType {
+	case export.EventWebhookTest:
+		return true, nil
+	case export.EventExportSucceeded, export.EventExportFailed, export.EventExportCanceled:
+	default:
+		return false, nil
+	}
+	var ev struct {
+		Data struct {
+			JobID string `json:"job_id"`
+		} `json:"data"`
+	}
+	if err := json.Unmarshal(del.Payload, &ev); err != nil || ev.Data.JobID == "" {
+		return false, nil
+	}
+	j, err := d.Store.Job(ctx, ev.Data.JobID)
+	if errors.Is(err, export.ErrNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	return j.UserID == ep.UserID, nil
 }
 
 // attemptError is a failed attempt described twice. public is a fixed

@@ -15,10 +15,13 @@ import (
 // Store keeps endpoints and deliveries (internal/store).
 type Store interface {
 	Webhook(ctx context.Context, id string) (*export.WebhookEndpoint, error)
-	// MatchWebhooks lists the enabled endpoints receiving eventType about
-	// owner's things: owner's own and every admin endpoint.
-	MatchWebhooks(ctx context.Context, owner int64, eventType string) ([]*export.WebhookEndpoint, error)
+	// SubscribedWebhooks lists the enabled endpoints subscribed to
+	// eventType, whoever owns them.
+	SubscribedWebhooks(ctx context.Context, eventType string) ([]*export.WebhookEndpoint, error)
 	DisableWebhook(ctx context.Context, id, reason string) error
+	// Job returns a job (its owner decides who hears of it), or
+	// export.ErrNotFound.
+	Job(ctx context.Context, id string) (*export.Job, error)
 	// CreateDeliveries records pending deliveries, all or none.
 	CreateDeliveries(ctx context.Context, ds []*export.WebhookDelivery) error
 	// CreateJobDeliveries records the deliveries announcing job jobID's end
@@ -48,8 +51,12 @@ type Dispatcher struct {
 	Store Store
 	Queue Queue
 	Guard *Guard
-	Log   *slog.Logger
-	Now   func() time.Time
+	// Owners gives endpoint owners' current roles and states: an event
+	// about a user's things reaches that user's endpoints and those of
+	// every owner who is an administrator now.
+	Owners export.Owners
+	Log    *slog.Logger
+	Now    func() time.Time
 	// NewID makes message ids: "msg_" + a sortable unique id, no '.'.
 	NewID func() string
 	// PublicURL is how clients reach the API; payload links start with it.
@@ -113,7 +120,7 @@ func (d *Dispatcher) JobEnded(ctx context.Context, j *export.Job) {
 }
 
 func (d *Dispatcher) jobEnded(ctx context.Context, j *export.Job, typ string) error {
-	eps, err := d.Store.MatchWebhooks(ctx, j.UserID, typ)
+	eps, err := d.match(ctx, j.UserID, typ)
 	if err != nil {
 		return err
 	}
@@ -151,7 +158,7 @@ func (d *Dispatcher) jobData(j *export.Job) JobData {
 // deliveries are durable once Emit returns nil; a failure to queue them
 // only delays them.
 func (d *Dispatcher) Emit(ctx context.Context, owner int64, typ string, data any) error {
-	eps, err := d.Store.MatchWebhooks(ctx, owner, typ)
+	eps, err := d.match(ctx, owner, typ)
 	if err != nil {
 		return err
 	}
@@ -160,6 +167,40 @@ func (d *Dispatcher) Emit(ctx context.Context, owner int64, typ string, data any
 	}
 	_, err = d.deliver(ctx, eps, typ, data)
 	return err
+}
+
+// match lists the endpoints an event of type typ about owner's things
+// reaches: the enabled, subscribed endpoints of owner and of every owner
+// who is an administrator now. Endpoints whose owner was deleted, disabled
+// or expired in the hub are stopped on the way, saying why.
+func (d *Dispatcher) match(ctx context.Context, owner int64, typ string) ([]*export.WebhookEndpoint, error) {
+	eps, err := d.Store.SubscribedWebhooks(ctx, typ)
+	if err != nil || len(eps) == 0 {
+		return nil, err
+	}
+	ids := make([]int64, 0, len(eps))
+	for _, ep := range eps {
+		ids = append(ids, ep.UserID)
+	}
+	states, err := d.Owners.OwnerStates(ctx, ids)
+	if err != nil {
+		return nil, fmt.Errorf("webhook: endpoint owners: %w", err)
+	}
+	var out []*export.WebhookEndpoint
+	for _, ep := range eps {
+		st := states[ep.UserID]
+		if st.Inactive != "" {
+			if err := d.Store.DisableWebhook(ctx, ep.ID, st.StopReason(ep.UserID)); err != nil {
+				return nil, err
+			}
+			d.Log.WarnContext(ctx, "webhook_endpoint_disabled", "endpoint_id", ep.ID, "reason", "owner "+st.Inactive)
+			continue
+		}
+		if ep.UserID == owner || st.Admin {
+			out = append(out, ep)
+		}
+	}
+	return out, nil
 }
 
 // deliver records one delivery of the event per endpoint, then queues them.
