@@ -15,7 +15,7 @@ func (h *handler) createRestoreUpload(c *gin.Context) {
 	ctx := c.Request.Context()
 	p, _ := principalFrom(ctx)
 	var raw json.RawMessage
-	if err := decodeBody(c, &raw); err != nil {
+	if err := h.decodeBody(c, &raw); err != nil {
 		h.fail(c, err)
 		return
 	}
