@@ -109,7 +109,22 @@ func (s *redisServer) start() error {
 			return err
 		}
 		c := redis.NewClient(&redis.Options{Addr: s.addr(), MaxRetries: -1, DialTimeout: time.Second})
-		err = proc.waitReady(10*time.Second, func(ctx context.Context) error { return c.Ping(ctx).Err() })
+		// Ask the server for its directory: under load, a server another test started on the
+		// same port can answer before this one has failed to bind and exited.
+		err = proc.waitReady(10*time.Second, func(ctx context.Context) error {
+			dir, err := c.ConfigGet(ctx, "dir").Result()
+			if err != nil {
+				return err
+			}
+			want, err := filepath.EvalSymlinks(s.dir) // the server reports its working directory
+			if err != nil {
+				return err
+			}
+			if got := filepath.Clean(dir["dir"]); got != want {
+				return fmt.Errorf("testenv: port %d answers for another redis-server (dir %s)", s.port, got)
+			}
+			return nil
+		})
 		_ = c.Close()
 		if err == nil {
 			s.proc = proc
