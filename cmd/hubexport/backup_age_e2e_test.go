@@ -267,6 +267,19 @@ func TestEncryptedRestoreIdentity(t *testing.T) {
 		t.Fatalf("restore with the SSH key: %s %+v", j.Status, j.Error)
 	}
 	sameTables(t, fingerprint(t, target), want)
+	// A binary file the stock age CLI encrypted to the SSH public key (age -R) restores too.
+	plainDump, _, _ := s.download(adminToken, plainBackup.ID)
+	pubFile := filepath.Join(t.TempDir(), "recipients.txt")
+	if err := os.WriteFile(pubFile, []byte(sshPub+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	up := s.upload(runTool(t, plainDump, "age", "-R", pubFile))
+	target = emptyDatabase(t)
+	j = s.finish(s.restore(map[string]any{"upload_id": up, "target_database_url": target}), time.Minute)
+	if j.Status != "succeeded" || j.Result.Details["encrypted"] != true {
+		t.Fatalf("restore of an upload encrypted by age -R: %s %+v", j.Status, j.Error)
+	}
+	sameTables(t, fingerprint(t, target), want)
 	// A plain backup still restores on a worker that has an identity.
 	j = s.finish(s.restore(map[string]any{"backup_job_id": plainBackup.ID, "target_database_url": emptyDatabase(t)}), time.Minute)
 	if j.Status != "succeeded" || j.Result.Details["encrypted"] != false {
