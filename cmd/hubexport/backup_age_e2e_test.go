@@ -267,6 +267,19 @@ func TestEncryptedRestoreIdentity(t *testing.T) {
 		t.Fatalf("restore with the SSH key: %s %+v", j.Status, j.Error)
 	}
 	sameTables(t, fingerprint(t, target), want)
+	// A binary file the stock age CLI encrypted to the SSH public key (age -R) restores too.
+	plainDump, _, _ := s.download(adminToken, plainBackup.ID)
+	pubFile := filepath.Join(t.TempDir(), "recipients.txt")
+	if err := os.WriteFile(pubFile, []byte(sshPub+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	up := s.upload(runTool(t, plainDump, "age", "-R", pubFile))
+	target = emptyDatabase(t)
+	j = s.finish(s.restore(map[string]any{"upload_id": up, "target_database_url": target}), time.Minute)
+	if j.Status != "succeeded" || j.Result.Details["encrypted"] != true {
+		t.Fatalf("restore of an upload encrypted by age -R: %s %+v", j.Status, j.Error)
+	}
+	sameTables(t, fingerprint(t, target), want)
 	// A plain backup still restores on a worker that has an identity.
 	j = s.finish(s.restore(map[string]any{"backup_job_id": plainBackup.ID, "target_database_url": emptyDatabase(t)}), time.Minute)
 	if j.Status != "succeeded" || j.Result.Details["encrypted"] != false {
@@ -293,5 +306,54 @@ func TestEncryptedBackupUnverifiable(t *testing.T) {
 	}
 	if files := filesUnder(t, dir); len(files) != 0 {
 		t.Errorf("storage holds %v", files)
+	}
+}
+
+// A schedule with its own recipients makes encrypted backups that Debian's
+// age decrypts; asking a schedule to encrypt with no recipient anywhere is a
+// 400 naming the field.
+func TestScheduleEncryptedBackups(t *testing.T) {
+	t.Parallel()
+	key := stockAgeKey(t)
+	s := newStack(t, withFastSchedules())
+	s.start("serve")
+
+	r := s.do("POST", "/api/v1/schedules", adminToken, map[string]any{"name": "enc", "cron": "@every 2s", "encrypt": true})
+	if code, fields := r.errorCode(t); r.status != 400 || code != "invalid_request" || !strings.Contains(fields["age_recipients"], "BACKUP_AGE_RECIPIENTS is unset") {
+		t.Fatalf("encrypting schedule without recipients: %d %s", r.status, r.body)
+	}
+	sc := s.createSchedule(map[string]any{"name": "enc", "cron": "@every 2s", "mode": "exclude_logs", "age_recipients": []string{key.recipient}})
+	var read struct {
+		Encrypt       bool     `json:"encrypt"`
+		AgeRecipients []string `json:"age_recipients"`
+	}
+	s.do("GET", "/api/v1/schedules/"+sc.ID, adminToken, nil).json(t, &read)
+	if !read.Encrypt || !slices.Equal(read.AgeRecipients, []string{key.recipient}) {
+		t.Fatalf("schedule reads %+v", read)
+	}
+	var done string
+	until(t, time.Minute, "a succeeded scheduled backup", func() bool {
+		for _, j := range s.scheduleJobs(sc.ID) {
+			if j.Status == "succeeded" {
+				done = j.ID
+				return true
+			}
+		}
+		return false
+	})
+	s.patchSchedule(sc.ID, map[string]any{"enabled": false})
+	b := s.job(done)
+	body := s.checkEncryptedBackup(b, []string{key.recipient})
+	if !strings.HasSuffix(b.Result.Filename, "_no-logs.dump.age") {
+		t.Errorf("file %s", b.Result.Filename)
+	}
+	enc := filepath.Join(t.TempDir(), "scheduled.dump.age")
+	if err := os.WriteFile(enc, body, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	plain := runTool(t, nil, "age", "-d", "-i", key.identityFile, enc)
+	if list := runTool(t, plain, pgTool(t, "pg_restore"), "--list"); !strings.Contains(string(list), "TABLE public message_request") ||
+		strings.Contains(string(list), "TABLE DATA public message_request") {
+		t.Fatalf("pg_restore --list of the scheduled backup (exclude_logs):\n%s", list)
 	}
 }

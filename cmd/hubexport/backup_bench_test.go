@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"filippo.io/age"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/hubexport/hubexport/internal/testenv"
@@ -32,7 +33,14 @@ import (
 //	BACKUP_BENCH_ROWS=440000 go test ./cmd/hubexport -run '^$' \
 //	    -bench DatabaseBackup -benchtime 1x -timeout 3h
 //
-// BACKUP_BENCH_CASES (default "pg_dump,local,s3") picks cases; "s3" is versitygw.
+// BACKUP_BENCH_CASES (default "pg_dump,local,s3") picks cases; "s3" is versitygw; "local-age"
+// and "s3-age" are the same backups encrypted with age (BACKUP_AGE_RECIPIENTS set to a fresh
+// X25519 recipient). A case named twice runs twice, so plain and encrypted runs can be
+// interleaved and their medians compared:
+//
+//	BACKUP_BENCH_ROWS=20000,80000,200000 \
+//	BACKUP_BENCH_CASES=pg_dump,local,local-age,pg_dump,local,local-age,pg_dump,local,local-age \
+//	    go test ./cmd/hubexport -run '^$' -bench DatabaseBackup -benchtime 1x -timeout 3h
 func BenchmarkDatabaseBackup(b *testing.B) {
 	sizes := strings.Split(envOr("BACKUP_BENCH_ROWS", "440000"), ",")
 	cases := strings.Split(envOr("BACKUP_BENCH_CASES", "pg_dump,local,s3"), ",")
@@ -114,7 +122,7 @@ func (u *backupBench) run(b *testing.B, c string) {
 		}
 		u.plain = wall
 		u.report(b, c, wall, 0, fi.Size())
-	case "local", "s3":
+	case "local", "s3", "local-age", "s3-age":
 		u.backup(b, c)
 	default:
 		b.Fatalf("unknown case %q", c)
@@ -135,7 +143,14 @@ func (u *backupBench) backup(b *testing.B, where string) {
 		"HTTP_ADDR": addr, "PUBLIC_URL": "http://" + addr, "STORAGE_URL": "file://" + dir,
 		"LOG_LEVEL": "warn", "WORKER_CONCURRENCY": "1",
 	}
-	if where == "s3" {
+	if strings.HasSuffix(where, "-age") {
+		id, err := age.GenerateX25519Identity()
+		if err != nil {
+			b.Fatal(err)
+		}
+		env["BACKUP_AGE_RECIPIENTS"] = id.Recipient().String()
+	}
+	if strings.HasPrefix(where, "s3") {
 		env["STORAGE_URL"] = "s3://" + u.s3.Bucket + "/bench"
 		env["S3_ENDPOINT"], env["S3_PUBLIC_ENDPOINT"] = u.s3.Endpoint, u.s3.Endpoint
 		env["S3_REGION"], env["S3_ACCESS_KEY_ID"], env["S3_SECRET_ACCESS_KEY"] = u.s3.Region, u.s3.AccessKey, u.s3.SecretKey

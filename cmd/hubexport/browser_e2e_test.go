@@ -239,6 +239,24 @@ func TestBrowser(t *testing.T) {
 			t.Errorf("download link %q", href)
 		}
 
+		// An encrypted backup: a bad recipient is named under its box, a good
+		// one makes a .dump.age.
+		recipient := stockAgeKey(t).recipient
+		b.do(chromedp.Click(`#type-tabs button[data-type="database_backup"]`), chromedp.WaitVisible("#f-age_recipients"),
+			chromedp.SetValue("#f-age_recipients", "# ops\nage1notakey"), chromedp.Click("#create"))
+		b.waitFor(`!document.querySelector('[data-field="age_recipients"] .field-error').hidden`, 10*time.Second)
+		if got := b.text(`[data-field="age_recipients"] .field-error`); !strings.Contains(got, "is not an age X25519 recipient") {
+			t.Errorf("recipient error %q", got)
+		}
+		b.do(chromedp.SetValue("#f-age_recipients", "# ops\n"+recipient+"\n"), chromedp.Click("#f-encrypt"), chromedp.Click("#create"))
+		b.waitFor(`document.querySelector('#jobs li.job[data-type="database_backup"], #jobs li.job:not([data-id="`+id+`"])') !== null`, 10*time.Second)
+		backupID := eval[string](b, `document.querySelector('#jobs li.job:not([data-id="`+id+`"])').dataset.id`)
+		bj := s.finish(backupID, time.Minute)
+		if bj.Status != "succeeded" || !strings.HasSuffix(bj.Result.Filename, ".dump.age") || bj.Params["encrypt"] != true {
+			t.Errorf("backup from the page: %s %+v params %v", bj.Status, bj.Result, bj.Params)
+		}
+		b.do(chromedp.Click(`#type-tabs button[data-type="usage_logs"]`))
+
 		// Chinese, kept across a reload, as is the sign-in (session storage).
 		b.do(chromedp.Click("#lang"))
 		if got := b.text("#create"); got != "开始导出" {

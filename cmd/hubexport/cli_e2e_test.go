@@ -311,6 +311,10 @@ func TestExportFlagsMakeParams(t *testing.T) {
 	if o, err = parseExportArgs([]string{"backup", "--mode", "exclude_logs"}, lookup, io.Discard); err != nil || o.apiType != "database_backup" || o.params["mode"] != "exclude_logs" {
 		t.Fatalf("backup: %+v %v", o, err)
 	}
+	o, err = parseExportArgs([]string{"backup", "--encrypt", "--age-recipient", "age1aaa", "--age-recipient", "ssh-ed25519 AAAA x"}, lookup, io.Discard)
+	if got, _ := json.Marshal(o.params); err != nil || string(got) != `{"age_recipients":["age1aaa","ssh-ed25519 AAAA x"],"encrypt":true}` {
+		t.Fatalf("encrypted backup: %s %v", got, err)
+	}
 	if o, err = parseExportArgs([]string{"restore", "--backup-job-id", "exp_1", "--dry-run"}, lookup, io.Discard); err != nil {
 		t.Fatal(err)
 	}

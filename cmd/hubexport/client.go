@@ -55,7 +55,8 @@ usage-logs:  --start, --end (RFC 3339 or epoch ms), --user-id, --key-id,
              --exclude-200, --min-retry-count, --header-lang zh|en, --timezone
 probe-logs:  --endpoint-id, --result all|ok|fail, --search, --max-lines,
              --timezone, --start, --end
-backup:      --mode full|exclude_logs|ledger_only
+backup:      --mode full|exclude_logs|ledger_only, --encrypt,
+             --age-recipient KEY (age1... or an SSH public key; repeatable)
 restore:     --backup-job-id, --upload-id or --upload FILE (upload a dump
              first: its size and SHA-256 are declared, and the restore
              refuses any other bytes), --target-database-url,
@@ -86,6 +87,7 @@ const (
 	kindInt
 	kindBool
 	kindInstant // epoch milliseconds or an RFC 3339 string
+	kindList    // repeatable: each use appends a string
 )
 
 // paramFlag is a flag that sets one of a type's params.
@@ -125,6 +127,8 @@ var typeFlags = map[string][]paramFlag{
 	},
 	"database_backup": {
 		{"mode", "mode", kindString, "full, exclude_logs or ledger_only"},
+		{"encrypt", "encrypt", kindBool, "encrypt the backup with age (to the server's recipients and --age-recipient)"},
+		{"age-recipient", "age_recipients", kindList, "also encrypt to this age or SSH public key (repeatable)"},
 	},
 	"database_restore": {
 		{"backup-job-id", "backup_job_id", kindString, "restore the file of this backup job"},
@@ -165,6 +169,9 @@ func (v *paramValue) Set(s string) error {
 			return errors.New("not true or false")
 		}
 		v.params[v.p.key] = b
+	case kindList:
+		list, _ := v.params[v.p.key].([]string)
+		v.params[v.p.key] = append(list, s)
 	case kindInstant:
 		if n, err := strconv.ParseInt(s, 10, 64); err == nil {
 			v.params[v.p.key] = n

@@ -21,7 +21,8 @@ func newSchedules(cfg *config.Config, d *deps, queue *jobs.Client, hooks *webhoo
 	return &export.Schedules{
 		Store: d.store, Queue: queue, Objects: d.objects, Overdue: hooks.dispatcher,
 		ParseCron: jobs.ParseCron, AllowEvery: cfg.ScheduleAllowEvery, ArtifactRetention: cfg.ArtifactRetention,
-		NewID: newScheduleID, Now: time.Now, Log: log,
+		Encryption: backupEncryption(cfg),
+		NewID:      newScheduleID, Now: time.Now, Log: log,
 	}
 }
 

@@ -36,6 +36,11 @@ type Schedule struct {
 	Mode      string    `json:"mode"`
 	Retention Retention `json:"retention"`
 	Enabled   bool      `json:"enabled"`
+	// Encrypt: the schedule's backups are age-encrypted, to the server's
+	// recipients and AgeRecipients. With the server's policy
+	// (BACKUP_AGE_RECIPIENTS) they are encrypted whatever it says.
+	Encrypt       bool     `json:"encrypt"`
+	AgeRecipients []string `json:"age_recipients"`
 	// NextRunAt is the next slot of an enabled schedule (computed on read).
 	NextRunAt *time.Time `json:"next_run_at,omitempty"`
 	// LastSlotAt is the newest slot a job was created for.
@@ -69,7 +74,10 @@ type ScheduleInput struct {
 	Mode      *string         `json:"mode"`
 	Retention *RetentionInput `json:"retention"`
 	Enabled   *bool           `json:"enabled"`
-	Address   string          `json:"-"`
+	Encrypt   *bool           `json:"encrypt"`
+	// AgeRecipients, when given (even empty), replaces the schedule's own.
+	AgeRecipients *[]string `json:"age_recipients"`
+	Address       string    `json:"-"`
 }
 
 // ScheduleStore keeps schedules and their jobs (PostgreSQL).
@@ -154,9 +162,11 @@ type Schedules struct {
 	AllowEvery bool
 	// ArtifactRetention is how long a deleted schedule's backups are kept.
 	ArtifactRetention time.Duration
-	NewID             func() string // "sch_" + a sortable unique id
-	Now               func() time.Time
-	Log               *slog.Logger
+	// Encryption is the server's backup encryption policy.
+	Encryption BackupEncryption
+	NewID      func() string // "sch_" + a sortable unique id
+	Now        func() time.Time
+	Log        *slog.Logger
 }
 
 func adminOnly(p Principal) error {
@@ -312,6 +322,31 @@ func (s *Schedules) apply(sch *Schedule, in ScheduleInput) error {
 	}
 	if in.Enabled != nil {
 		sch.Enabled = *in.Enabled
+	}
+	if in.Encrypt != nil || in.AgeRecipients != nil {
+		encrypt, recipients := in.Encrypt, sch.AgeRecipients
+		if in.AgeRecipients != nil {
+			recipients = *in.AgeRecipients
+		}
+		if encrypt == nil {
+			// Giving recipients asks for encryption; taking them all away
+			// leaves the schedule as the server's policy has it.
+			e := len(recipients) > 0 || (in.AgeRecipients == nil && sch.Encrypt)
+			encrypt = &e
+			if !e {
+				encrypt = nil
+			}
+		}
+		on, rs, err := s.Encryption.resolve("", encrypt, recipients)
+		if err != nil {
+			return err
+		}
+		// What the schedule asks for, not the server's policy: that is
+		// applied to each slot's job, as the server has it then.
+		sch.Encrypt, sch.AgeRecipients = on && (len(rs) > 0 || (encrypt != nil && *encrypt)), rs
+	}
+	if sch.AgeRecipients == nil {
+		sch.AgeRecipients = []string{}
 	}
 	return nil
 }
@@ -520,7 +555,8 @@ func (s *Schedules) RunSlot(ctx context.Context, id string, slot *time.Time) (jo
 	if at.Before(sch.ActiveSince) || (sch.LastSlotAt != nil && at.Before(*sch.LastSlotAt)) {
 		return nil, false, nil
 	}
-	params, err := json.Marshal(BackupParams{Mode: sch.Mode})
+	params, err := json.Marshal(BackupParams{Mode: sch.Mode, Encrypt: s.Encryption.Encrypts(BackupParams{Encrypt: sch.Encrypt}),
+		AgeRecipients: sch.AgeRecipients})
 	if err != nil {
 		return nil, false, err
 	}
@@ -702,6 +738,12 @@ func scheduleAuditParams(in ScheduleInput) map[string]any {
 	}
 	if in.Enabled != nil {
 		params["enabled"] = *in.Enabled
+	}
+	if in.Encrypt != nil {
+		params["encrypt"] = *in.Encrypt
+	}
+	if in.AgeRecipients != nil {
+		params["age_recipients"] = *in.AgeRecipients
 	}
 	if len(params) == 0 {
 		return nil

@@ -440,3 +440,67 @@ func TestOverdueOncePerStretch(t *testing.T) {
 		t.Fatalf("second stretch raised %d in all", rec.n)
 	}
 }
+
+// A schedule's encryption follows the backup params' rules: its own
+// recipients turn it on, and the server's policy can be neither turned off
+// nor escaped by a slot's job.
+func TestScheduleEncryption(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	now := time.Date(2026, 1, 29, 10, 0, 0, 0, time.UTC)
+	slotParams := func(s *Schedules, st *memSchedules, id string) string {
+		t.Helper()
+		at := now.Add(time.Duration(len(st.jobs)+1) * time.Hour)
+		j, created, err := s.RunSlot(ctx, id, &at)
+		if err != nil || !created {
+			t.Fatalf("run slot: %v %v", created, err)
+		}
+		return string(j.Params)
+	}
+	fieldErr := func(err error, field, phrase string) {
+		t.Helper()
+		var e *Error
+		if !errors.As(err, &e) || e.Kind != KindInvalid || !strings.Contains(e.Fields[field], phrase) {
+			t.Fatalf("err %v, want a 400 naming %s saying %q", err, field, phrase)
+		}
+	}
+
+	s, st, _ := newTestSchedules(&now)
+	s.Encryption = BackupEncryption{CheckRecipient: checkKey}
+	keys := []string{"age1aaa", " age1aaa"}
+	sch, err := s.Create(ctx, AdminToken(), ScheduleInput{Name: ptr("n"), Cron: ptr("@every 1h"), AgeRecipients: &keys})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !sch.Encrypt || len(sch.AgeRecipients) != 1 || sch.AgeRecipients[0] != "age1aaa" {
+		t.Fatalf("schedule %+v", sch)
+	}
+	if got := slotParams(s, st, sch.ID); got != `{"mode":"full","encrypt":true,"age_recipients":["age1aaa"]}` {
+		t.Fatalf("slot params %s", got)
+	}
+	_, err = s.Update(ctx, AdminToken(), sch.ID, ScheduleInput{Encrypt: ptr(false)}, "")
+	fieldErr(err, "encrypt", "age_recipients is set")
+	bad := []string{"AGE-SECRET-KEY-1X"}
+	_, err = s.Update(ctx, AdminToken(), sch.ID, ScheduleInput{AgeRecipients: &bad}, "")
+	fieldErr(err, "age_recipients[0]", "is not a recipient")
+	none := []string{}
+	if sch, err = s.Update(ctx, AdminToken(), sch.ID, ScheduleInput{AgeRecipients: &none}, ""); err != nil || sch.Encrypt {
+		t.Fatalf("recipients removed: %+v %v", sch, err)
+	}
+	if got := slotParams(s, st, sch.ID); got != `{"mode":"full"}` {
+		t.Fatalf("slot params %s", got)
+	}
+	_, err = s.Update(ctx, AdminToken(), sch.ID, ScheduleInput{Encrypt: ptr(true)}, "")
+	fieldErr(err, "age_recipients", "BACKUP_AGE_RECIPIENTS is unset")
+
+	// The server's policy.
+	s.Encryption.Required = true
+	_, err = s.Create(ctx, AdminToken(), ScheduleInput{Name: ptr("p"), Cron: ptr("@every 1h"), Encrypt: ptr(false)})
+	fieldErr(err, "encrypt", "the server's policy requires every backup to be encrypted")
+	_, err = s.Update(ctx, AdminToken(), sch.ID, ScheduleInput{Encrypt: ptr(false)}, "")
+	fieldErr(err, "encrypt", "the server's policy requires")
+	// A schedule made before the policy is encrypted from the next slot on.
+	if got := slotParams(s, st, sch.ID); got != `{"mode":"full","encrypt":true}` {
+		t.Fatalf("slot params under the policy %s", got)
+	}
+}

@@ -17,7 +17,7 @@ var _ export.ScheduleStore = (*Store)(nil)
 // success is read from the schedule's jobs.
 const scheduleColumns = `s.id, s.name, s.cron, s.timezone, s.mode, s.keep_last, s.keep_hourly, s.keep_daily, s.keep_weekly,
 	s.keep_monthly, s.keep_yearly, s.max_age_days, s.enabled,
-	s.active_since, s.last_slot_at, s.overdue_since, s.created_at, s.updated_at,
+	s.encrypt, s.age_recipients, s.active_since, s.last_slot_at, s.overdue_since, s.created_at, s.updated_at,
 	(SELECT max(j.finished_at) FROM hubexport.jobs j
 	  WHERE j.schedule_id = s.id AND j.status IN ('succeeded', 'expired'))`
 
@@ -25,7 +25,7 @@ func scanSchedule(row pgx.Row) (*export.Schedule, error) {
 	var sc export.Schedule
 	err := row.Scan(&sc.ID, &sc.Name, &sc.Cron, &sc.Timezone, &sc.Mode, &sc.Retention.KeepLast, &sc.Retention.KeepHourly,
 		&sc.Retention.KeepDaily, &sc.Retention.KeepWeekly, &sc.Retention.KeepMonthly, &sc.Retention.KeepYearly, &sc.Retention.MaxAgeDays,
-		&sc.Enabled, &sc.ActiveSince, &sc.LastSlotAt, &sc.OverdueSince, &sc.CreatedAt, &sc.UpdatedAt, &sc.LastSuccessAt)
+		&sc.Enabled, &sc.Encrypt, &sc.AgeRecipients, &sc.ActiveSince, &sc.LastSlotAt, &sc.OverdueSince, &sc.CreatedAt, &sc.UpdatedAt, &sc.LastSuccessAt)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, export.ErrScheduleNotFound
 	}
@@ -35,6 +35,14 @@ func scanSchedule(row pgx.Row) (*export.Schedule, error) {
 	sc.ActiveSince, sc.CreatedAt, sc.UpdatedAt = sc.ActiveSince.UTC(), sc.CreatedAt.UTC(), sc.UpdatedAt.UTC()
 	sc.LastSlotAt, sc.OverdueSince, sc.LastSuccessAt = utcPtr(sc.LastSlotAt), utcPtr(sc.OverdueSince), utcPtr(sc.LastSuccessAt)
 	return &sc, nil
+}
+
+// recipientsArray is never NULL: the column is NOT NULL.
+func recipientsArray(rs []string) []string {
+	if rs == nil {
+		return []string{}
+	}
+	return rs
 }
 
 func (s *Store) schedules(ctx context.Context, what, q string, args ...any) ([]*export.Schedule, error) {
@@ -61,12 +69,12 @@ func (s *Store) schedules(ctx context.Context, what, q string, args ...any) ([]*
 func (s *Store) CreateSchedule(ctx context.Context, sc *export.Schedule) (*export.Schedule, error) {
 	out, err := scanSchedule(s.pool.QueryRow(ctx, `WITH s AS (INSERT INTO hubexport.schedules
 		(id, name, cron, timezone, mode, keep_last, max_age_days, enabled, active_since, created_at, updated_at,
-		 keep_hourly, keep_daily, keep_weekly, keep_monthly, keep_yearly)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10, $11, $12, $13, $14, $15) RETURNING *)
+		 keep_hourly, keep_daily, keep_weekly, keep_monthly, keep_yearly, encrypt, age_recipients)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10, $11, $12, $13, $14, $15, $16, $17) RETURNING *)
 		SELECT `+scheduleColumns+` FROM s`,
 		sc.ID, sc.Name, sc.Cron, sc.Timezone, sc.Mode, sc.Retention.KeepLast, sc.Retention.MaxAgeDays, sc.Enabled,
 		sc.ActiveSince, sc.CreatedAt, sc.Retention.KeepHourly, sc.Retention.KeepDaily, sc.Retention.KeepWeekly,
-		sc.Retention.KeepMonthly, sc.Retention.KeepYearly))
+		sc.Retention.KeepMonthly, sc.Retention.KeepYearly, sc.Encrypt, recipientsArray(sc.AgeRecipients)))
 	if err != nil {
 		return nil, fmt.Errorf("store: create schedule: %w", err)
 	}
@@ -117,12 +125,13 @@ func (s *Store) UpdateSchedule(ctx context.Context, sc *export.Schedule) (*expor
 	out, err := scanSchedule(s.pool.QueryRow(ctx, `WITH s AS (UPDATE hubexport.schedules SET name = $2, cron = $3,
 		timezone = $4, mode = $5, keep_last = $6, max_age_days = $7, enabled = $8, active_since = $9, updated_at = $10,
 		keep_hourly = $11, keep_daily = $12, keep_weekly = $13, keep_monthly = $14, keep_yearly = $15,
+		encrypt = $16, age_recipients = $17,
 		overdue_since = CASE WHEN active_since IS DISTINCT FROM $9 THEN NULL ELSE overdue_since END
 		WHERE id = $1 RETURNING *)
 		SELECT `+scheduleColumns+` FROM s`,
 		sc.ID, sc.Name, sc.Cron, sc.Timezone, sc.Mode, sc.Retention.KeepLast, sc.Retention.MaxAgeDays, sc.Enabled,
 		sc.ActiveSince, sc.UpdatedAt, sc.Retention.KeepHourly, sc.Retention.KeepDaily, sc.Retention.KeepWeekly,
-		sc.Retention.KeepMonthly, sc.Retention.KeepYearly))
+		sc.Retention.KeepMonthly, sc.Retention.KeepYearly, sc.Encrypt, recipientsArray(sc.AgeRecipients)))
 	if err != nil && !errors.Is(err, export.ErrScheduleNotFound) {
 		return nil, fmt.Errorf("store: update schedule %s: %w", sc.ID, err)
 	}

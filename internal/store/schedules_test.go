@@ -218,3 +218,32 @@ func TestScheduledBackupsAndDelete(t *testing.T) {
 		t.Fatalf("second pass: %d", n)
 	}
 }
+
+// A schedule's encryption settings survive the round trip; a schedule that
+// never set them reads as plain with no recipients.
+func TestScheduleEncryptionColumns(t *testing.T) {
+	t.Parallel()
+	s, _ := setup(t)
+	ctx := context.Background()
+	now := time.Now().UTC().Truncate(time.Microsecond)
+	plain, err := s.CreateSchedule(ctx, newSchedule("sch_plain", now))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if plain.Encrypt || plain.AgeRecipients == nil || len(plain.AgeRecipients) != 0 {
+		t.Fatalf("plain schedule: encrypt %v, recipients %#v", plain.Encrypt, plain.AgeRecipients)
+	}
+	sc := newSchedule("sch_enc", now)
+	sc.Encrypt, sc.AgeRecipients = true, []string{"age1aaa", "ssh-ed25519 AAAA"}
+	got, err := s.CreateSchedule(ctx, sc)
+	if err != nil || !got.Encrypt || len(got.AgeRecipients) != 2 || got.AgeRecipients[1] != "ssh-ed25519 AAAA" {
+		t.Fatalf("created %+v (%v)", got, err)
+	}
+	got.Encrypt, got.AgeRecipients = false, nil
+	if got, err = s.UpdateSchedule(ctx, got); err != nil || got.Encrypt || len(got.AgeRecipients) != 0 {
+		t.Fatalf("updated %+v (%v)", got, err)
+	}
+	if got, err = s.Schedule(ctx, "sch_enc"); err != nil || got.Encrypt || got.AgeRecipients == nil {
+		t.Fatalf("read back %+v (%v)", got, err)
+	}
+}

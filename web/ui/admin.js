@@ -5,7 +5,7 @@ import { api, ApiError } from './api.js';
 import { t } from './i18n.js';
 import { el, clear } from './dom.js';
 import { describe, fmtTime } from './jobs.js';
-import { zonedToUTC, showFieldErrors } from './forms.js';
+import { zonedToUTC, showFieldErrors, splitLines } from './forms.js';
 
 const eventTypes = ['export.succeeded', 'export.failed', 'export.canceled', 'backup.overdue'];
 const browserZone = Intl.DateTimeFormat().resolvedOptions().timeZone || 'UTC';
@@ -181,7 +181,11 @@ export function webhooksPage(section, { onUnauthorized }) {
       events: [...form.querySelectorAll('input[name="events"]:checked')].map((i) => i.value),
       description: desc.value.trim(),
       enabled: enabled.checked,
+      // The schedule's own recipients, replaced whole; unchecked encrypt is
+      // left out, so a server whose policy encrypts never sees false.
+      age_recipients: splitLines(recipients.value),
     };
+    if (encrypt.checked) body.encrypt = true;
     try {
       const ep = await api('POST', '/api/v1/webhooks', body);
       showSecret(ep);
@@ -261,7 +265,9 @@ export function schedulesPage(section, { onUnauthorized }) {
   const calendar = ['hourly', 'daily', 'weekly', 'monthly', 'yearly'];
   const keepPeriod = Object.fromEntries(calendar.map((p) => [p, input('retention.keep_' + p, { inputmode: 'numeric', value: '0' })]));
   const enabled = el('input', { id: 'sc-enabled', name: 'enabled', type: 'checkbox', checked: true });
-  const field = (key, control, hint) => el('div', { class: 'field', 'data-field': control.name },
+  const encrypt = el('input', { id: 'sc-encrypt', name: 'encrypt', type: 'checkbox' });
+  const recipients = el('textarea', { id: 'sc-age_recipients', name: 'age_recipients', rows: '2', autocomplete: 'off', spellcheck: 'false' });
+  const field = (key, control, hint) => el('div', { class: control.tagName === 'TEXTAREA' ? 'field wide' : 'field', 'data-field': control.name },
     el('label', { for: control.id }, t(key)), control, hint ? el('small', {}, hint) : null, el('span', { class: 'field-error', hidden: true }));
   const title = el('h2', {}, t('sc.new'));
   const submit = el('button', { type: 'submit', class: 'primary' }, t('sc.create'));
@@ -276,7 +282,10 @@ export function schedulesPage(section, { onUnauthorized }) {
       field('sc.keepLast', keepLast),
       ...calendar.map((p) => field('sc.keep.' + p, keepPeriod[p], p === 'hourly' ? t('sc.keepPeriodHelp') : null)),
       field('sc.maxAgeDays', maxAge, t('sc.maxAgeHelp')),
-      el('div', { class: 'field check', 'data-field': 'enabled' }, enabled, el('label', { for: 'sc-enabled' }, t('wh.enabled')))),
+      el('div', { class: 'field check', 'data-field': 'enabled' }, enabled, el('label', { for: 'sc-enabled' }, t('wh.enabled'))),
+      el('div', { class: 'field check', 'data-field': 'encrypt' }, encrypt, el('label', { for: 'sc-encrypt' }, t('field.encrypt')),
+        el('span', { class: 'field-error', hidden: true })),
+      field('field.age_recipients', recipients, t('recipientsHint'))),
     el('div', { class: 'form-actions actions' }, submit, stopEditing),
     formErr);
 
@@ -295,6 +304,8 @@ export function schedulesPage(section, { onUnauthorized }) {
       maxAge.value = String(sch.retention.max_age_days);
       for (const p of calendar) keepPeriod[p].value = String(sch.retention['keep_' + p] || 0);
       enabled.checked = sch.enabled;
+      encrypt.checked = sch.encrypt;
+      recipients.value = (sch.age_recipients || []).join('\n');
       form.scrollIntoView({ block: 'nearest' });
     }
     showFieldErrors(form, {});
@@ -328,6 +339,7 @@ export function schedulesPage(section, { onUnauthorized }) {
         el('span', { class: 'title' }, sch.name),
         el('span', { class: 'status ' + (sch.enabled ? 'status-succeeded' : 'status-canceled') }, sch.enabled ? t('wh.on') : t('wh.off')),
         sch.overdue_since ? el('span', { class: 'status status-failed' }, t('sc.overdue')) : null,
+        sch.encrypt ? el('span', { class: 'status status-succeeded' }, t('sc.encrypted')) : null,
         el('code', { class: 'id' }, sch.id)),
       el('p', { class: 'meta' }, `${sch.cron} (${sch.timezone}) · ${t('opt.mode.' + sch.mode)} · ${t('sc.retention', { n: r.keep_last })}${calendar.filter((p) => r['keep_' + p]).map((p) => ' · ' + t('sc.keeps.' + p, { n: r['keep_' + p] })).join('')}${r.max_age_days ? ' · ' + t('sc.maxAge', { d: r.max_age_days }) : ''}`),
       el('p', { class: 'meta' }, when),
@@ -365,7 +377,11 @@ export function schedulesPage(section, { onUnauthorized }) {
         max_age_days: int(maxAge.value),
       },
       enabled: enabled.checked,
+      // The schedule's own recipients, replaced whole; unchecked encrypt is
+      // left out, so a server whose policy encrypts never sees false.
+      age_recipients: splitLines(recipients.value),
     };
+    if (encrypt.checked) body.encrypt = true;
     try {
       if (editing) await api('PATCH', '/api/v1/schedules/' + encodeURIComponent(editing.id), body);
       else await api('POST', '/api/v1/schedules', body);

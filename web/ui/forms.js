@@ -46,7 +46,13 @@ export const exportTypes = [
   {
     type: 'database_backup',
     adminOnly: true,
-    fields: [{ name: 'mode', kind: 'choice', options: ['full', 'exclude_logs', 'ledger_only'] }],
+    fields: [
+      { name: 'mode', kind: 'choice', options: ['full', 'exclude_logs', 'ledger_only'] },
+      // Unchecked sends nothing: the server's policy may encrypt anyway, and
+      // encrypt:false is refused where it does.
+      { name: 'encrypt', kind: 'check' },
+      { name: 'age_recipients', kind: 'lines', hint: 'recipientsHint' },
+    ],
   },
   {
     type: 'session_request',
@@ -169,6 +175,10 @@ function field(spec, me, form) {
     case 'check':
       input = el('input', { id, name: spec.name, type: 'checkbox' });
       return el('div', { class: 'field check', 'data-field': spec.name }, input, label, el('span', { class: 'field-error', hidden: true }));
+    case 'lines':
+      input = el('textarea', { id, name: spec.name, rows: '2', autocomplete: 'off', spellcheck: 'false' });
+      return el('div', { class: 'field wide', 'data-field': spec.name }, label, input, spec.hint ? el('small', {}, t(spec.hint)) : null,
+        el('span', { class: 'field-error', hidden: true }));
     case 'choice':
       input = el('select', { id, name: spec.name }, ...spec.options.map((o) => el('option', { value: o }, t(`opt.${spec.name}.${o}`))));
       if (spec.uiLang && spec.options.includes(document.documentElement.lang.slice(0, 2))) input.value = document.documentElement.lang.slice(0, 2);
@@ -231,6 +241,11 @@ export function request(form, x) {
       case 'select':
         if (input.value !== '') params[spec.name] = Number(input.value);
         break;
+      case 'lines': {
+        const lines = splitLines(input.value);
+        if (lines.length) params[spec.name] = lines;
+        break;
+      }
       case 'datetime':
         if (input.value) params[spec.name] = zonedToUTC(input.value, tz || 'UTC');
         break;
@@ -243,6 +258,11 @@ export function request(form, x) {
   return body;
 }
 
+// splitLines reads one value per line, skipping blank lines and # comments.
+export function splitLines(text) {
+  return text.split('\n').map((l) => l.trim()).filter((l) => l !== '' && !l.startsWith('#'));
+}
+
 // showFieldErrors marks the inputs the API named ("params.start_time" or
 // "format") with its words; it returns the fields it could not place.
 export function showFieldErrors(form, fields) {
@@ -253,7 +273,8 @@ export function showFieldErrors(form, fields) {
   for (const i of form.querySelectorAll('[aria-invalid]')) i.removeAttribute('aria-invalid');
   const rest = {};
   for (const [name, msg] of Object.entries(fields || {})) {
-    const box = form.querySelector(`[data-field="${CSS.escape(name.replace(/^params\./, ''))}"]`);
+    // "params.age_recipients[1]" is the age_recipients box.
+    const box = form.querySelector(`[data-field="${CSS.escape(name.replace(/^params\./, '').replace(/\[\d+\]$/, ''))}"]`);
     if (!box) {
       rest[name] = msg;
       continue;
@@ -261,7 +282,7 @@ export function showFieldErrors(form, fields) {
     const err = box.querySelector('.field-error');
     err.textContent = msg;
     err.hidden = false;
-    const input = box.querySelector('input, select');
+    const input = box.querySelector('input, select, textarea');
     if (input) input.setAttribute('aria-invalid', 'true');
   }
   return rest;
