@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -15,6 +16,8 @@ import (
 
 	"github.com/hubexport/hubexport/internal/export"
 	"github.com/hubexport/hubexport/internal/pgdump"
+	"github.com/hubexport/hubexport/internal/scratch"
+	"github.com/hubexport/hubexport/internal/usagelog"
 )
 
 // TypeDatabaseRestore is the task type of database_restore jobs. It is a
@@ -28,6 +31,16 @@ const databaseRestoreQueue = QueueBackups
 // operator to look at, not to repeat blindly.
 func NewDatabaseRestoreTask(jobID string) *asynq.Task {
 	return newJobTask(TypeDatabaseRestore, jobID, asynq.Queue(databaseRestoreQueue), asynq.MaxRetry(0), asynq.Timeout(6*time.Hour))
+}
+
+// RestoreTempPrefix starts the name of a restore's temporary directory,
+// which holds the dump while it is restored.
+const RestoreTempPrefix = "hubexport-restore-"
+
+// SweepTemp removes from dir (TMPDIR when empty) the temporary directories
+// of XLSX exports and restores whose worker process died.
+func SweepTemp(dir string) ([]string, error) {
+	return scratch.Sweep(dir, usagelog.TempPrefix, RestoreTempPrefix)
 }
 
 // DatabaseRestoreHandler runs database_restore tasks: it fetches the dump
@@ -83,11 +96,15 @@ func (h *DatabaseRestoreHandler) act(ctx context.Context, job *export.Job, pr *P
 			return nil, err
 		}
 	}
-	path, err := h.fetch(ctx, key, source, pr)
+	dir, err := scratch.MkdirTemp(h.TempDir, RestoreTempPrefix)
 	if err != nil {
+		return nil, fmt.Errorf("jobs: restore: %w", err)
+	}
+	defer dir.Remove()
+	path := filepath.Join(dir.Path, "restore.dump")
+	if err := h.fetch(ctx, key, source, path, pr); err != nil {
 		return nil, err
 	}
-	defer os.Remove(path)
 
 	major := 0 // a dry run connects nowhere: any pg_restore lists a dump
 	if !p.DryRun {
@@ -169,26 +186,26 @@ func (h *DatabaseRestoreHandler) act(ctx context.Context, job *export.Job, pr *P
 	return details, nil
 }
 
-// fetch copies the dump at key into a temporary file. The first bytes are
+// fetch copies the dump at key into the file at path. The first bytes are
 // checked before anything is written: a file that is not a custom-format
 // dump fails with not_a_dump.
-func (h *DatabaseRestoreHandler) fetch(ctx context.Context, key, source string, pr *Progress) (string, error) {
+func (h *DatabaseRestoreHandler) fetch(ctx context.Context, key, source, path string, pr *Progress) error {
 	_ = pr.Note(ctx, "fetching the dump")
 	rc, err := h.Runner.Objects.Open(ctx, key)
 	if errors.Is(err, os.ErrNotExist) {
-		return "", export.Errorf(export.KindInvalid, "dump_not_found", "the dump of %s is no longer in storage; upload it again", source)
+		return export.Errorf(export.KindInvalid, "dump_not_found", "the dump of %s is no longer in storage; upload it again", source)
 	}
 	if err != nil {
-		return "", &storageError{err}
+		return &storageError{err}
 	}
 	defer rc.Close()
 	r, err := pgdump.CheckMagic(rc)
 	if err != nil {
-		return "", err
+		return err
 	}
-	f, err := os.CreateTemp(h.TempDir, "hubexport-restore-*.dump")
+	f, err := os.Create(path)
 	if err != nil {
-		return "", fmt.Errorf("jobs: restore: temporary file: %w", err)
+		return fmt.Errorf("jobs: restore: temporary file: %w", err)
 	}
 	var n int64
 	buf := make([]byte, 256<<10)
@@ -218,10 +235,10 @@ func (h *DatabaseRestoreHandler) fetch(ctx context.Context, key, source string, 
 	}
 	if err != nil {
 		os.Remove(f.Name())
-		return "", err
+		return err
 	}
 	_ = pr.Note(ctx, "")
-	return f.Name(), nil
+	return nil
 }
 
 func (h *DatabaseRestoreHandler) audit(ctx context.Context, job *export.Job, details map[string]any, err error) {

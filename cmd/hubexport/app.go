@@ -175,6 +175,13 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, r roles) e
 		if err != nil {
 			return err
 		}
+		// What killed workers left in TMPDIR (XLSX workbooks, restore
+		// dumps) is theirs alone: no live process holds it.
+		if swept, err := jobs.SweepTemp(""); err != nil {
+			log.WarnContext(ctx, "temp_sweep_failed", "error", err)
+		} else if len(swept) > 0 {
+			log.InfoContext(ctx, "temp_swept", "count", len(swept), "paths", swept)
+		}
 		notify := export.Notifiers{hooks.dispatcher, scheduleHook(queue, met, log)}
 		runner := &jobs.Runner{
 			Store: d.store, Objects: d.objects, Registry: reg, Redis: d.rdb, Log: log, Now: time.Now,

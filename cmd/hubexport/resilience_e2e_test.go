@@ -2,8 +2,12 @@ package main
 
 import (
 	"context"
+	"errors"
+	"io/fs"
 	"net/http"
 	"net/url"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -13,6 +17,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/hubexport/hubexport/internal/scratch"
 	"github.com/hubexport/hubexport/internal/testenv"
 )
 
@@ -120,6 +125,52 @@ func (s *stack) expireTaskLeases(queue string) {
 		if err := rdb.ZAdd(ctx, key, redis.Z{Score: float64(time.Now().Add(-time.Hour).Unix()), Member: id}).Err(); err != nil {
 			s.t.Fatal(err)
 		}
+	}
+}
+
+// A worker starting removes from TMPDIR the XLSX and restore directories of
+// workers that were killed, and leaves a live process's alone.
+func TestWorkerSweepsDeadTempDirs(t *testing.T) {
+	t.Parallel()
+	tmp := t.TempDir()
+	s := newStack(t, withEnv("TMPDIR", tmp))
+	live, err := scratch.MkdirTemp(tmp, "hubexport-xlsx-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer live.Remove()
+	// What a killed worker leaves: a directory whose owner file nobody locks.
+	var dead []string
+	for _, name := range []string{"hubexport-xlsx-4242-123", "hubexport-restore-4242-456"} {
+		d := filepath.Join(tmp, name)
+		if err := os.MkdirAll(d, 0o700); err != nil {
+			t.Fatal(err)
+		}
+		for _, f := range []string{".owner", "part.xml"} {
+			if err := os.WriteFile(filepath.Join(d, f), []byte("x"), 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}
+		dead = append(dead, d)
+	}
+	w := s.start("worker")
+	deadline := time.Now().Add(20 * time.Second)
+	for _, d := range dead {
+		for {
+			if _, err := os.Stat(d); errors.Is(err, fs.ErrNotExist) {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s still there after the worker started:\n%s", d, w.Logs())
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	if _, err := os.Stat(live.Path); err != nil {
+		t.Fatalf("the live directory was removed: %v", err)
+	}
+	if !strings.Contains(w.Logs(), `"msg":"temp_swept"`) {
+		t.Errorf("no temp_swept in the logs")
 	}
 }
 
