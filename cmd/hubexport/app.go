@@ -170,6 +170,14 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, r roles) e
 		stopping []func()
 	)
 
+	// Every role cleans up leftovers (unfinished uploads of ended jobs,
+	// expired artifacts and uploads), not only a scheduler.
+	maint := &jobs.Maintenance{Store: d.store, Objects: d.objects, Redis: d.rdb, Log: log, Now: time.Now, Registry: reg, UploadRetention: cfg.ArtifactRetention}
+	maintCtx, stopMaint := context.WithCancel(context.WithoutCancel(ctx))
+	wg.Add(1)
+	go func() { defer wg.Done(); maint.Run(maintCtx, cfg.CleanupInterval) }()
+	stopping = append(stopping, stopMaint)
+
 	if r.worker {
 		dbTools, err := databaseTools(cfg, d)
 		if err != nil {
@@ -196,7 +204,7 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, r roles) e
 			ProbeLogs:       &jobs.ProbeLogsHandler{Runner: runner, Source: hubDB},
 			UsageLogs:       &jobs.UsageLogsHandler{Runner: runner, Source: hubDB},
 			SessionRequest:  &jobs.SessionRequestHandler{Runner: runner, Source: hub.NewSessions(d.hubRdb, hubDB)},
-			Maintenance:     &jobs.Maintenance{Store: d.store, Objects: d.objects, Redis: d.rdb, Log: log, Now: time.Now, Registry: reg, UploadRetention: cfg.ArtifactRetention},
+			Maintenance:     maint,
 			WebhookDelivery: hooks.handler(met),
 			DatabaseBackup:  &jobs.DatabaseBackupHandler{Runner: runner, DB: dbTools, Size: hubDB},
 			DatabaseRestore: &jobs.DatabaseRestoreHandler{Runner: runner, DB: dbTools, Audit: d.store.Audit},

@@ -128,6 +128,41 @@ func (s *stack) expireTaskLeases(queue string) {
 	}
 }
 
+// A job canceled after its worker was killed mid-write: its unfinished file
+// is removed by the cleanup of whatever role runs, here an API alone (no
+// scheduler, no worker), and the job no longer reads as needing cleanup.
+func TestLeftoversCleanedWithoutScheduler(t *testing.T) {
+	t.Parallel()
+	s := newStack(t, withEnv("CLEANUP_INTERVAL", "1s"))
+	dir := strings.TrimPrefix(s.env["STORAGE_URL"], "file://")
+	probeFixture(s)
+	s.start("api")
+	release := s.holdTable("provider_endpoint_probe_logs")
+	j := s.create(adminToken, map[string]any{"type": "probe_logs", "params": map[string]any{"endpoint_id": 1}})
+	w := s.start("worker")
+	s.waitStatus(j.ID, "running", w)
+	w.Kill()
+	release()
+	if files := filesUnder(t, dir); len(files) != 1 || !strings.Contains(files[0], ".tmp") {
+		t.Fatalf("storage holds %v, want the killed attempt's unfinished file", files)
+	}
+	if r := s.do("DELETE", "/api/v1/exports/"+j.ID, adminToken, nil); r.status != 200 {
+		t.Fatalf("cancel: %d %s", r.status, r.body)
+	}
+	deadline := time.Now().Add(15 * time.Second)
+	for len(filesUnder(t, dir)) > 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("leftovers still there with only the API running: %v", filesUnder(t, dir))
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	var pending bool
+	until(t, 5*time.Second, "needs_cleanup cleared", func() bool {
+		err := s.pool().QueryRow(context.Background(), `SELECT needs_cleanup FROM hubexport.jobs WHERE id = $1`, j.ID).Scan(&pending)
+		return err == nil && !pending
+	})
+}
+
 // A worker starting removes from TMPDIR the XLSX and restore directories of
 // workers that were killed, and leaves a live process's alone.
 func TestWorkerSweepsDeadTempDirs(t *testing.T) {
