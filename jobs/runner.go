@@ -221,8 +221,14 @@ func (r *Runner) RunWork(ctx context.Context, t *asynq.Task, w Work) error {
 		key = spec.ArtifactKey(job, filename)
 		if n, err := r.Objects.AbortPending(runCtx, spec.ArtifactPrefix(job)); err != nil {
 			log.WarnContext(ctx, "leftovers_abort_failed", "error", err)
-		} else if n > 0 {
-			log.InfoContext(ctx, "leftovers_aborted", "count", n)
+		} else {
+			if n > 0 {
+				log.InfoContext(ctx, "leftovers_aborted", "count", n)
+			}
+			// What an earlier attempt could not abort is gone now.
+			if err := r.Store.MarkLeftovers(ctx, jobID, false); err != nil {
+				log.WarnContext(ctx, "leftovers_mark_failed", "error", err)
+			}
 		}
 		res, uploadErr = r.stream(runCtx, job, key, spec.ContentType(job.Format), w.Produce, pr)
 		if uploadErr == nil {

@@ -389,7 +389,7 @@ func (s *Store) Fail(ctx context.Context, id, token string, e *export.JobError, 
 
 // MarkLeftovers records that job id may have an unfinished upload left.
 func (s *Store) MarkLeftovers(ctx context.Context, id string, leftovers bool) error {
-	_, err := s.pool.Exec(ctx, `UPDATE hubexport.jobs SET needs_cleanup = $2 WHERE id = $1`, id, leftovers)
+	_, err := s.pool.Exec(ctx, `UPDATE hubexport.jobs SET needs_cleanup = $2 WHERE id = $1 AND needs_cleanup <> $2`, id, leftovers)
 	if err != nil {
 		return fmt.Errorf("store: mark leftovers: %w", err)
 	}
