@@ -110,6 +110,15 @@ func openPool(ctx context.Context, dsn string) (*pgxpool.Pool, error) {
 		return nil, errors.New("DATABASE_URL cannot be parsed; use postgres://user:password@host:5432/dbname")
 	}
 	pcfg.ConnConfig.RuntimeParams["application_name"] = "hubexport"
+	// Idle connections are checked often and not kept long, so few dead
+	// ones (a terminated backend, a restarted server) wait in the pool; a
+	// connection idle over a second is pinged before use (pgxpool's
+	// default), and reads that still meet a dead one are retried once
+	// (internal/pgretry).
+	pcfg.HealthCheckPeriod = 10 * time.Second
+	pcfg.MaxConnIdleTime = time.Minute
+	pcfg.MaxConnLifetime = 30 * time.Minute
+	pcfg.MaxConnLifetimeJitter = time.Minute
 	pool, err := pgxpool.NewWithConfig(ctx, pcfg)
 	if err != nil {
 		return nil, fmt.Errorf("connect to DATABASE_URL: %w", err)

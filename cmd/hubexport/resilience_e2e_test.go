@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -206,6 +207,47 @@ func TestWorkerSweepsDeadTempDirs(t *testing.T) {
 	}
 	if !strings.Contains(w.Logs(), `"msg":"temp_swept"`) {
 		t.Errorf("no temp_swept in the logs")
+	}
+}
+
+// PostgreSQL terminates every hubexport backend between polls: each poll
+// still answers 200, its read retried on a fresh connection.
+func TestPollsSurviveTerminatedBackends(t *testing.T) {
+	t.Parallel()
+	s := newStack(t)
+	s.start("api")
+	j := s.create(adminToken, map[string]any{"type": "probe_logs"})
+	ctx := context.Background()
+	admin := s.pool()
+	failures := 0
+	for round := range 20 {
+		// Several polls at once, so the pool holds several connections.
+		var wg sync.WaitGroup
+		for range 4 {
+			wg.Go(func() {
+				if r := s.do("GET", "/api/v1/exports/"+j.ID, adminToken, nil); r.status != 200 {
+					t.Errorf("round %d, warm-up poll: %d %s", round, r.status, r.body)
+				}
+			})
+		}
+		wg.Wait()
+		var n int
+		if err := admin.QueryRow(ctx, `SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
+			WHERE datname = current_database() AND application_name = 'hubexport'`).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		if n == 0 {
+			t.Fatalf("round %d: no hubexport backend to terminate", round)
+		}
+		for range 3 {
+			if r := s.do("GET", "/api/v1/exports/"+j.ID, adminToken, nil); r.status != 200 {
+				failures++
+				t.Errorf("round %d, poll after %d backends were terminated: %d %s", round, n, r.status, r.body)
+			}
+		}
+	}
+	if failures > 0 {
+		t.Fatalf("%d of 60 polls failed after backends were terminated", failures)
 	}
 }
 
