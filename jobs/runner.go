@@ -159,8 +159,9 @@ func (r *Runner) RunWork(ctx context.Context, t *asynq.Task, w Work) error {
 		return err
 	}
 	// An attempt that returns records how it ended; one whose process dies
-	// here never does, which is how the next attempt knows it crashed.
-	outcome := outcomeInterrupted
+	// here never does, which is how the next attempt knows it crashed. A
+	// panic is the attempt's own failure.
+	outcome := outcomeFailed
 	defer func() {
 		if err := r.Store.EndAttempt(context.WithoutCancel(ctx), jobID, token, outcome); err != nil {
 			log.WarnContext(ctx, "job_attempt_end_record_failed", "error", err)
@@ -380,6 +381,7 @@ func (r *Runner) verify(ctx context.Context, log *slog.Logger, job *export.Job, 
 func (r *Runner) failed(ctx, runCtx context.Context, log *slog.Logger, job *export.Job, token string, err error, failedBefore, budget int, started time.Time, outcome *string) error {
 	bg := context.WithoutCancel(ctx)
 	ended := func(s export.Status) { r.metrics().JobEnded(string(job.Type), string(s), r.Now().Sub(started), 0, 0) }
+	*outcome = outcomeInterrupted
 	cause := context.Cause(runCtx)
 	switch {
 	case errors.Is(cause, errSuperseded) || errors.Is(err, errSuperseded):
