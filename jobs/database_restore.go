@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -19,6 +20,8 @@ import (
 	"github.com/hubexport/hubexport/internal/agefile"
 	"github.com/hubexport/hubexport/internal/export"
 	"github.com/hubexport/hubexport/internal/pgdump"
+	"github.com/hubexport/hubexport/internal/scratch"
+	"github.com/hubexport/hubexport/internal/usagelog"
 )
 
 // TypeDatabaseRestore is the task type of database_restore jobs. It is a
@@ -32,6 +35,16 @@ const databaseRestoreQueue = QueueBackups
 // operator to look at, not to repeat blindly.
 func NewDatabaseRestoreTask(jobID string) *asynq.Task {
 	return newJobTask(TypeDatabaseRestore, jobID, asynq.Queue(databaseRestoreQueue), asynq.MaxRetry(0), asynq.Timeout(6*time.Hour))
+}
+
+// RestoreTempPrefix starts the name of a restore's temporary directory,
+// which holds the dump while it is restored.
+const RestoreTempPrefix = "hubexport-restore-"
+
+// SweepTemp removes from dir (TMPDIR when empty) the temporary directories
+// of XLSX exports and restores whose worker process died.
+func SweepTemp(dir string) ([]string, error) {
+	return scratch.Sweep(dir, usagelog.TempPrefix, RestoreTempPrefix)
 }
 
 // DatabaseRestoreHandler runs database_restore tasks: it fetches the dump
@@ -96,11 +109,16 @@ func (h *DatabaseRestoreHandler) act(ctx context.Context, job *export.Job, pr *P
 	} else if want, err = h.uploadDigest(ctx, p.UploadID, source); err != nil {
 		return nil, err
 	}
-	path, encrypted, err := h.fetch(ctx, key, source, want, pr)
+	dir, err := scratch.MkdirTemp(h.TempDir, RestoreTempPrefix)
+	if err != nil {
+		return nil, fmt.Errorf("jobs: restore: %w", err)
+	}
+	defer dir.Remove()
+	path := filepath.Join(dir.Path, "restore.dump")
+	encrypted, err := h.fetch(ctx, key, source, want, path, pr)
 	if err != nil {
 		return nil, err
 	}
-	defer os.Remove(path)
 
 	major := 0 // a dry run connects nowhere: any pg_restore lists a dump
 	if !p.DryRun {
@@ -198,7 +216,7 @@ func (h *DatabaseRestoreHandler) uploadDigest(ctx context.Context, id, source st
 	return u.SHA256, nil
 }
 
-// fetch copies the dump at key into a temporary file, decrypting an age file
+// fetch copies the dump at key into the file at path, decrypting an age file
 // on the way (encrypted reports that it was one). The first bytes are
 // checked before anything is written: a file that is not a custom-format
 // dump fails with not_a_dump, an encrypted one without an identity with
@@ -206,36 +224,36 @@ func (h *DatabaseRestoreHandler) uploadDigest(ctx context.Context, id, source st
 // When want is set, the bytes read from storage (as stored, before any
 // decryption) must have that SHA-256, or nothing is restored
 // (dump_checksum_mismatch).
-func (h *DatabaseRestoreHandler) fetch(ctx context.Context, key, source, want string, pr *Progress) (path string, encrypted bool, err error) {
+func (h *DatabaseRestoreHandler) fetch(ctx context.Context, key, source, want, path string, pr *Progress) (encrypted bool, err error) {
 	_ = pr.Note(ctx, "fetching the dump")
 	rc, err := h.Runner.Objects.Open(ctx, key)
 	if errors.Is(err, os.ErrNotExist) {
-		return "", false, export.Errorf(export.KindInvalid, "dump_not_found", "the dump of %s is no longer in storage; upload it again", source)
+		return false, export.Errorf(export.KindInvalid, "dump_not_found", "the dump of %s is no longer in storage; upload it again", source)
 	}
 	if err != nil {
-		return "", false, &storageError{err}
+		return false, &storageError{err}
 	}
 	defer rc.Close()
 	hr := &hashReader{r: rc, h: sha256.New()}
 	src := bufio.NewReaderSize(agefile.MarkSource(hr), 64<<10)
 	head, err := src.Peek(agefile.HeaderLen)
 	if err != nil && !errors.Is(err, io.EOF) {
-		return "", false, &storageError{fmt.Errorf("read %s: %w", key, err)}
+		return false, &storageError{fmt.Errorf("read %s: %w", key, err)}
 	}
 	var plain io.Reader = src
 	if agefile.IsEncrypted(head) {
 		encrypted = true
 		if plain, err = h.decrypt(src, key, source); err != nil {
-			return "", true, err
+			return true, err
 		}
 	}
 	r, err := pgdump.CheckMagic(plain)
 	if err != nil {
-		return "", encrypted, h.readError(err, key, source)
+		return encrypted, h.readError(err, key, source)
 	}
-	f, err := os.CreateTemp(h.TempDir, "hubexport-restore-*.dump")
+	f, err := os.Create(path)
 	if err != nil {
-		return "", encrypted, fmt.Errorf("jobs: restore: temporary file: %w", err)
+		return encrypted, fmt.Errorf("jobs: restore: temporary file: %w", err)
 	}
 	var n int64
 	buf := make([]byte, 256<<10)
@@ -275,10 +293,10 @@ func (h *DatabaseRestoreHandler) fetch(ctx context.Context, key, source, want st
 	}
 	if err != nil {
 		os.Remove(f.Name())
-		return "", encrypted, err
+		return encrypted, err
 	}
 	_ = pr.Note(ctx, "")
-	return f.Name(), encrypted, nil
+	return encrypted, nil
 }
 
 // decrypt opens the age file src with the worker's identities.

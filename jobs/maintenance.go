@@ -172,6 +172,21 @@ func (m *Maintenance) Sweep(ctx context.Context, _ *asynq.Task) error {
 	return err
 }
 
+// Run runs Cleanup every cleanupEvery and Sweep every hour until ctx ends.
+// Every role runs it, so leftovers go away whichever processes a deployment
+// runs; Cleanup's lock keeps concurrent passes from doing the work twice.
+func (m *Maintenance) Run(ctx context.Context, cleanupEvery time.Duration) {
+	lastSweep := time.Time{}
+	everyInterval(ctx, cleanupEvery, m.Log, "cleanup_failed", func(ctx context.Context) error {
+		err := m.Cleanup(ctx, nil)
+		if time.Since(lastSweep) >= time.Hour {
+			lastSweep = time.Now()
+			err = errors.Join(err, m.Sweep(ctx, nil))
+		}
+		return err
+	})
+}
+
 // NewScheduler builds the Asynq scheduler of the periodic maintenance.
 // Several schedulers may run; Cleanup's lock and Sweep's idempotence make
 // duplicate ticks harmless.

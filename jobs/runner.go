@@ -159,8 +159,9 @@ func (r *Runner) RunWork(ctx context.Context, t *asynq.Task, w Work) error {
 		return err
 	}
 	// An attempt that returns records how it ended; one whose process dies
-	// here never does, which is how the next attempt knows it crashed.
-	outcome := outcomeInterrupted
+	// here never does, which is how the next attempt knows it crashed. A
+	// panic is the attempt's own failure.
+	outcome := outcomeFailed
 	defer func() {
 		if err := r.Store.EndAttempt(context.WithoutCancel(ctx), jobID, token, outcome); err != nil {
 			log.WarnContext(ctx, "job_attempt_end_record_failed", "error", err)
@@ -221,8 +222,14 @@ func (r *Runner) RunWork(ctx context.Context, t *asynq.Task, w Work) error {
 		key = spec.ArtifactKey(job, filename)
 		if n, err := r.Objects.AbortPending(runCtx, spec.ArtifactPrefix(job)); err != nil {
 			log.WarnContext(ctx, "leftovers_abort_failed", "error", err)
-		} else if n > 0 {
-			log.InfoContext(ctx, "leftovers_aborted", "count", n)
+		} else {
+			if n > 0 {
+				log.InfoContext(ctx, "leftovers_aborted", "count", n)
+			}
+			// What an earlier attempt could not abort is gone now.
+			if err := r.Store.MarkLeftovers(ctx, jobID, false); err != nil {
+				log.WarnContext(ctx, "leftovers_mark_failed", "error", err)
+			}
 		}
 		res, uploadErr = r.stream(runCtx, job, key, spec.ArtifactContentType(job), w.Produce, pr)
 		if uploadErr == nil {
@@ -374,6 +381,7 @@ func (r *Runner) verify(ctx context.Context, log *slog.Logger, job *export.Job, 
 func (r *Runner) failed(ctx, runCtx context.Context, log *slog.Logger, job *export.Job, token string, err error, failedBefore, budget int, started time.Time, outcome *string) error {
 	bg := context.WithoutCancel(ctx)
 	ended := func(s export.Status) { r.metrics().JobEnded(string(job.Type), string(s), r.Now().Sub(started), 0, 0) }
+	*outcome = outcomeInterrupted
 	cause := context.Cause(runCtx)
 	switch {
 	case errors.Is(cause, errSuperseded) || errors.Is(err, errSuperseded):

@@ -333,6 +333,18 @@ func TestRunnerCrashedAttempts(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 
+	// A panicking attempt failed on its own: it is no crash.
+	j = f.newJob(t, `{}`)
+	func() {
+		defer func() { _ = recover() }()
+		_ = f.runner.Run(ctx, task(j.ID), func(context.Context, *export.Job, io.Writer, *Progress) (int64, error) {
+			panic("bug")
+		})
+	}()
+	if failed, crashed, err := f.store.AttemptHistory(ctx, j.ID, "next"); err != nil || failed != 1 || crashed != 0 {
+		t.Fatalf("after a panic: %d failed, %d crashed (%v)", failed, crashed, err)
+	}
+
 	// PoisonCrashes crashes in a row: the next attempt fails the job.
 	j = f.newJob(t, `{}`)
 	crash(j, PoisonCrashes)

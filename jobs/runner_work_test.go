@@ -159,3 +159,33 @@ func TestRunnerAct(t *testing.T) {
 		t.Errorf("storage holds %v; want nothing", fs)
 	}
 }
+
+// A job marked as having leftovers (an attempt could not abort its upload)
+// loses the mark once a later attempt has aborted them.
+func TestRunnerClearsLeftoverMark(t *testing.T) {
+	t.Parallel()
+	f := setup(t)
+	ctx := context.Background()
+	j := f.newJob(t, `{}`)
+	spec := export.ProbeLogSpec()
+	old, err := f.objects.Create(ctx, spec.ArtifactKey(j, spec.Filename(j, j.CreatedAt)), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.WriteString(old, "half a file"); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.store.MarkLeftovers(ctx, j.ID, true); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.runner.Run(ctx, task(j.ID), lines(1, 0)); err != nil {
+		t.Fatal(err)
+	}
+	if got := files(t, f.dir); len(got) != 1 || strings.Contains(got[0], ".tmp-") {
+		t.Fatalf("storage holds %v, want only the artifact", got)
+	}
+	left, err := f.store.WithLeftovers(ctx, 10)
+	if err != nil || len(left) != 0 {
+		t.Fatalf("jobs still marked with leftovers: %d (%v)", len(left), err)
+	}
+}

@@ -111,6 +111,15 @@ func openPool(ctx context.Context, dsn string) (*pgxpool.Pool, error) {
 		return nil, errors.New("DATABASE_URL cannot be parsed; use postgres://user:password@host:5432/dbname")
 	}
 	pcfg.ConnConfig.RuntimeParams["application_name"] = "hubexport"
+	// Idle connections are checked often and not kept long, so few dead
+	// ones (a terminated backend, a restarted server) wait in the pool; a
+	// connection idle over a second is pinged before use (pgxpool's
+	// default), and reads that still meet a dead one are retried once
+	// (internal/pgretry).
+	pcfg.HealthCheckPeriod = 10 * time.Second
+	pcfg.MaxConnIdleTime = time.Minute
+	pcfg.MaxConnLifetime = 30 * time.Minute
+	pcfg.MaxConnLifetimeJitter = time.Minute
 	pool, err := pgxpool.NewWithConfig(ctx, pcfg)
 	if err != nil {
 		return nil, fmt.Errorf("connect to DATABASE_URL: %w", err)
@@ -183,10 +192,25 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, r roles) e
 		stopping []func()
 	)
 
+	// Every role cleans up leftovers (unfinished uploads of ended jobs,
+	// expired artifacts and uploads), not only a scheduler.
+	maint := &jobs.Maintenance{Store: d.store, Objects: d.objects, Redis: d.rdb, Log: log, Now: time.Now, Registry: reg, UploadRetention: cfg.ArtifactRetention}
+	maintCtx, stopMaint := context.WithCancel(context.WithoutCancel(ctx))
+	wg.Add(1)
+	go func() { defer wg.Done(); maint.Run(maintCtx, cfg.CleanupInterval) }()
+	stopping = append(stopping, stopMaint)
+
 	if r.worker {
 		dbTools, err := databaseTools(cfg, d)
 		if err != nil {
 			return err
+		}
+		// What killed workers left in TMPDIR (XLSX workbooks, restore
+		// dumps) is theirs alone: no live process holds it.
+		if swept, err := jobs.SweepTemp(""); err != nil {
+			log.WarnContext(ctx, "temp_sweep_failed", "error", err)
+		} else if len(swept) > 0 {
+			log.InfoContext(ctx, "temp_swept", "count", len(swept), "paths", swept)
 		}
 		notify := export.Notifiers{hooks.dispatcher, scheduleHook(queue, met, log)}
 		runner := &jobs.Runner{
@@ -202,7 +226,7 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, r roles) e
 			ProbeLogs:       &jobs.ProbeLogsHandler{Runner: runner, Source: hubDB},
 			UsageLogs:       &jobs.UsageLogsHandler{Runner: runner, Source: hubDB},
 			SessionRequest:  &jobs.SessionRequestHandler{Runner: runner, Source: hub.NewSessions(d.hubRdb, hubDB)},
-			Maintenance:     &jobs.Maintenance{Store: d.store, Objects: d.objects, Redis: d.rdb, Log: log, Now: time.Now, Registry: reg, UploadRetention: cfg.ArtifactRetention, Uploads: d.store},
+			Maintenance:     maint,
 			WebhookDelivery: hooks.handler(met),
 			DatabaseBackup:  &jobs.DatabaseBackupHandler{Runner: runner, DB: dbTools, Size: hubDB, AgeRecipients: cfg.Backup.AgeRecipients},
 			DatabaseRestore: &jobs.DatabaseRestoreHandler{Runner: runner, DB: dbTools, Audit: d.store.Audit, Identities: cfg.Backup.AgeIdentities, Uploads: d.store},

@@ -554,6 +554,38 @@ func TestExportRunsWhileBackupsWaitForLock(t *testing.T) {
 	}
 }
 
+// A worker SIGKILLed mid-dump leaves its backup lock in Redis for 5 minutes;
+// the job's next attempt takes it over at once and the backup succeeds.
+func TestBackupCrashTakesOverItsOwnLock(t *testing.T) {
+	t.Parallel()
+	s := newStack(t)
+	s.start("api")
+	rdb := s.hubRedis()
+	ctx := context.Background()
+	release := s.holdTable("users") // the dump waits mid-way, holding the lock
+	id := s.backup("")
+	w := s.start("worker")
+	until(t, 20*time.Second, "the backup dumping under the lock", func() bool {
+		v, _ := rdb.Get(ctx, "database:backup:lock").Result()
+		return strings.HasPrefix(v, "hubexport:"+id+":") && s.pgDumps() == 1
+	})
+	stale, _ := rdb.Get(ctx, "database:backup:lock").Result()
+	w.Kill()
+	release()
+	s.expireTaskLeases("backups")
+	w = s.start("worker")
+	j := s.finish(id, 60*time.Second)
+	if j.Status != "succeeded" {
+		t.Fatalf("backup after the crash: %s %+v\n%s", j.Status, j.Error, w.Logs())
+	}
+	if !strings.Contains(w.Logs(), `"msg":"backup_lock_taken_over"`) || !strings.Contains(w.Logs(), stale) {
+		t.Errorf("no backup_lock_taken_over of %s in the logs", stale)
+	}
+	if v, err := rdb.Get(ctx, "database:backup:lock").Result(); err != redis.Nil {
+		t.Errorf("lock left behind: %q %v", v, err)
+	}
+}
+
 // A backup whose lock is taken away mid-dump stops its pg_dump and fails,
 // leaving nothing in storage and the new holder's key alone.
 func TestBackupLockLostMidDump(t *testing.T) {

@@ -2,9 +2,14 @@ package main
 
 import (
 	"context"
+	"errors"
+	"io/fs"
 	"net/http"
 	"net/url"
+	"os"
+	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -13,6 +18,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/hubexport/hubexport/internal/scratch"
 	"github.com/hubexport/hubexport/internal/testenv"
 )
 
@@ -120,6 +126,128 @@ func (s *stack) expireTaskLeases(queue string) {
 		if err := rdb.ZAdd(ctx, key, redis.Z{Score: float64(time.Now().Add(-time.Hour).Unix()), Member: id}).Err(); err != nil {
 			s.t.Fatal(err)
 		}
+	}
+}
+
+// A job canceled after its worker was killed mid-write: its unfinished file
+// is removed by the cleanup of whatever role runs, here an API alone (no
+// scheduler, no worker), and the job no longer reads as needing cleanup.
+func TestLeftoversCleanedWithoutScheduler(t *testing.T) {
+	t.Parallel()
+	s := newStack(t, withEnv("CLEANUP_INTERVAL", "1s"))
+	dir := strings.TrimPrefix(s.env["STORAGE_URL"], "file://")
+	probeFixture(s)
+	s.start("api")
+	release := s.holdTable("provider_endpoint_probe_logs")
+	j := s.create(adminToken, map[string]any{"type": "probe_logs", "params": map[string]any{"endpoint_id": 1}})
+	w := s.start("worker")
+	s.waitStatus(j.ID, "running", w)
+	w.Kill()
+	release()
+	if files := filesUnder(t, dir); len(files) != 1 || !strings.Contains(files[0], ".tmp") {
+		t.Fatalf("storage holds %v, want the killed attempt's unfinished file", files)
+	}
+	if r := s.do("DELETE", "/api/v1/exports/"+j.ID, adminToken, nil); r.status != 200 {
+		t.Fatalf("cancel: %d %s", r.status, r.body)
+	}
+	deadline := time.Now().Add(15 * time.Second)
+	for len(filesUnder(t, dir)) > 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("leftovers still there with only the API running: %v", filesUnder(t, dir))
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	var pending bool
+	until(t, 5*time.Second, "needs_cleanup cleared", func() bool {
+		err := s.pool().QueryRow(context.Background(), `SELECT needs_cleanup FROM hubexport.jobs WHERE id = $1`, j.ID).Scan(&pending)
+		return err == nil && !pending
+	})
+}
+
+// A worker starting removes from TMPDIR the XLSX and restore directories of
+// workers that were killed, and leaves a live process's alone.
+func TestWorkerSweepsDeadTempDirs(t *testing.T) {
+	t.Parallel()
+	tmp := t.TempDir()
+	s := newStack(t, withEnv("TMPDIR", tmp))
+	live, err := scratch.MkdirTemp(tmp, "hubexport-xlsx-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer live.Remove()
+	// What a killed worker leaves: a directory whose owner file nobody locks.
+	var dead []string
+	for _, name := range []string{"hubexport-xlsx-4242-123", "hubexport-restore-4242-456"} {
+		d := filepath.Join(tmp, name)
+		if err := os.MkdirAll(d, 0o700); err != nil {
+			t.Fatal(err)
+		}
+		for _, f := range []string{".owner", "part.xml"} {
+			if err := os.WriteFile(filepath.Join(d, f), []byte("x"), 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}
+		dead = append(dead, d)
+	}
+	w := s.start("worker")
+	deadline := time.Now().Add(20 * time.Second)
+	for _, d := range dead {
+		for {
+			if _, err := os.Stat(d); errors.Is(err, fs.ErrNotExist) {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s still there after the worker started:\n%s", d, w.Logs())
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	if _, err := os.Stat(live.Path); err != nil {
+		t.Fatalf("the live directory was removed: %v", err)
+	}
+	if !strings.Contains(w.Logs(), `"msg":"temp_swept"`) {
+		t.Errorf("no temp_swept in the logs")
+	}
+}
+
+// PostgreSQL terminates every hubexport backend between polls: each poll
+// still answers 200, its read retried on a fresh connection.
+func TestPollsSurviveTerminatedBackends(t *testing.T) {
+	t.Parallel()
+	s := newStack(t)
+	s.start("api")
+	j := s.create(adminToken, map[string]any{"type": "probe_logs"})
+	ctx := context.Background()
+	admin := s.pool()
+	failures := 0
+	for round := range 20 {
+		// Several polls at once, so the pool holds several connections.
+		var wg sync.WaitGroup
+		for range 4 {
+			wg.Go(func() {
+				if r := s.do("GET", "/api/v1/exports/"+j.ID, adminToken, nil); r.status != 200 {
+					t.Errorf("round %d, warm-up poll: %d %s", round, r.status, r.body)
+				}
+			})
+		}
+		wg.Wait()
+		var n int
+		if err := admin.QueryRow(ctx, `SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
+			WHERE datname = current_database() AND application_name = 'hubexport'`).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		if n == 0 {
+			t.Fatalf("round %d: no hubexport backend to terminate", round)
+		}
+		for range 3 {
+			if r := s.do("GET", "/api/v1/exports/"+j.ID, adminToken, nil); r.status != 200 {
+				failures++
+				t.Errorf("round %d, poll after %d backends were terminated: %d %s", round, n, r.status, r.body)
+			}
+		}
+	}
+	if failures > 0 {
+		t.Fatalf("%d of 60 polls failed after backends were terminated", failures)
 	}
 }
 

@@ -13,6 +13,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/hubexport/hubexport/internal/export"
+	"github.com/hubexport/hubexport/internal/pgretry"
 )
 
 // MaxTokenLen is the longest token looked up; CCH's keys are far shorter, and a longer one is
@@ -41,7 +42,9 @@ func (d *DB) LookupKey(ctx context.Context, key string) (export.Principal, error
 		return export.Principal{}, export.ErrUnauthenticated
 	}
 	var p export.Principal
-	err := d.pool.QueryRow(ctx, lookupKeySQL, key).Scan(&p.KeyID, &p.KeyName, &p.UserID, &p.UserName, &p.Admin)
+	err := pgretry.Read(ctx, d.pool, func() error {
+		return d.pool.QueryRow(ctx, lookupKeySQL, key).Scan(&p.KeyID, &p.KeyName, &p.UserID, &p.UserName, &p.Admin)
+	})
 	if errors.Is(err, pgx.ErrNoRows) {
 		return export.Principal{}, export.ErrUnauthenticated
 	}

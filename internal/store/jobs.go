@@ -13,6 +13,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/hubexport/hubexport/internal/export"
+	"github.com/hubexport/hubexport/internal/pgretry"
 )
 
 // Store is hubexport's PostgreSQL store.
@@ -155,7 +156,11 @@ func (s *Store) CreateJob(ctx context.Context, j *export.Job, maxActive int) (*e
 
 // Job implements export.JobStore.
 func (s *Store) Job(ctx context.Context, id string) (*export.Job, error) {
-	j, err := scanJob(s.pool.QueryRow(ctx, `SELECT `+jobColumns+` FROM hubexport.jobs WHERE id = $1`, id))
+	var j *export.Job
+	err := pgretry.Read(ctx, s.pool, func() (err error) {
+		j, err = scanJob(s.pool.QueryRow(ctx, `SELECT `+jobColumns+` FROM hubexport.jobs WHERE id = $1`, id))
+		return err
+	})
 	if err != nil && !errors.Is(err, export.ErrNotFound) {
 		return nil, fmt.Errorf("store: job %s: %w", id, err)
 	}
@@ -198,21 +203,13 @@ func (s *Store) Jobs(ctx context.Context, f export.JobFilter) (export.JobPage, e
 	}
 	args = append(args, f.Limit+1)
 	q += fmt.Sprintf(" ORDER BY id DESC LIMIT $%d", len(args))
-	rows, err := s.pool.Query(ctx, q, args...)
+	jobs, err := s.list(ctx, "list jobs", q, args...)
 	if err != nil {
-		return export.JobPage{}, fmt.Errorf("store: list jobs: %w", err)
+		return export.JobPage{}, err
 	}
-	defer rows.Close()
-	page := export.JobPage{Jobs: []*export.Job{}}
-	for rows.Next() {
-		j, err := scanJob(rows)
-		if err != nil {
-			return export.JobPage{}, fmt.Errorf("store: list jobs: %w", err)
-		}
-		page.Jobs = append(page.Jobs, j)
-	}
-	if err := rows.Err(); err != nil {
-		return export.JobPage{}, fmt.Errorf("store: list jobs: %w", err)
+	page := export.JobPage{Jobs: jobs}
+	if page.Jobs == nil {
+		page.Jobs = []*export.Job{}
 	}
 	if len(page.Jobs) > f.Limit {
 		page.Jobs = page.Jobs[:f.Limit]
@@ -405,7 +402,7 @@ func (s *Store) Fail(ctx context.Context, id, token string, e *export.JobError, 
 
 // MarkLeftovers records that job id may have an unfinished upload left.
 func (s *Store) MarkLeftovers(ctx context.Context, id string, leftovers bool) error {
-	_, err := s.pool.Exec(ctx, `UPDATE hubexport.jobs SET needs_cleanup = $2 WHERE id = $1`, id, leftovers)
+	_, err := s.pool.Exec(ctx, `UPDATE hubexport.jobs SET needs_cleanup = $2 WHERE id = $1 AND needs_cleanup <> $2`, id, leftovers)
 	if err != nil {
 		return fmt.Errorf("store: mark leftovers: %w", err)
 	}
@@ -438,21 +435,27 @@ func (s *Store) WithLeftovers(ctx context.Context, limit int) ([]*export.Job, er
 		WHERE needs_cleanup AND status NOT IN ('queued', 'running') ORDER BY id LIMIT $1`, limit)
 }
 
+// list runs the read q and scans its jobs, retried once on a lost
+// connection.
 func (s *Store) list(ctx context.Context, what, q string, args ...any) ([]*export.Job, error) {
-	rows, err := s.pool.Query(ctx, q, args...)
-	if err != nil {
-		return nil, fmt.Errorf("store: %s: %w", what, err)
-	}
-	defer rows.Close()
 	var out []*export.Job
-	for rows.Next() {
-		j, err := scanJob(rows)
+	err := pgretry.Read(ctx, s.pool, func() error {
+		out = nil
+		rows, err := s.pool.Query(ctx, q, args...)
 		if err != nil {
-			return nil, fmt.Errorf("store: %s: %w", what, err)
+			return err
 		}
-		out = append(out, j)
-	}
-	if err := rows.Err(); err != nil {
+		defer rows.Close()
+		for rows.Next() {
+			j, err := scanJob(rows)
+			if err != nil {
+				return err
+			}
+			out = append(out, j)
+		}
+		return rows.Err()
+	})
+	if err != nil {
 		return nil, fmt.Errorf("store: %s: %w", what, err)
 	}
 	return out, nil

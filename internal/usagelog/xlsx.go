@@ -5,7 +5,6 @@ import (
 	"bytes"
 	"fmt"
 	"io"
-	"os"
 	"reflect"
 	"strconv"
 	"time"
@@ -14,6 +13,7 @@ import (
 	"github.com/xuri/excelize/v2"
 
 	"github.com/hubexport/hubexport/internal/export"
+	"github.com/hubexport/hubexport/internal/scratch"
 )
 
 // MaxSheetRows is how many data rows one sheet holds: Excel's 1,048,576 rows
@@ -46,7 +46,7 @@ type XLSX struct {
 	out  io.Writer
 	o    Options
 	loc  *time.Location
-	dir  string
+	dir  *scratch.Dir
 	f    *excelize.File
 	sw   *excelize.StreamWriter
 	rows int // data rows on the current sheet
@@ -72,16 +72,20 @@ func namesFor(lang string) xlsxNames {
 	return xlsxNames{"使用记录", "每日汇总", "每小时汇总", "时段", "请求数", "合计"}
 }
 
+// TempPrefix starts the name of every XLSX encoder's temporary directory; a
+// killed worker's are removed by scratch.Sweep.
+const TempPrefix = "hubexport-xlsx-"
+
 // NewXLSX returns the encoder. Its temporary files go to a new directory
-// under o.TempDir.
+// under o.TempDir, locked by this process while the encoder is open.
 func NewXLSX(w io.Writer, o Options) (_ *XLSX, err error) {
-	dir, err := os.MkdirTemp(o.TempDir, "hubexport-xlsx-")
+	dir, err := scratch.MkdirTemp(o.TempDir, TempPrefix)
 	if err != nil {
 		return nil, fmt.Errorf("usagelog: xlsx temporary directory: %w", err)
 	}
 	e := &XLSX{
 		out: w, o: o, loc: o.loc(), dir: dir,
-		f:     excelize.NewFile(excelize.Options{TmpDir: dir}),
+		f:     excelize.NewFile(excelize.Options{TmpDir: dir.Path}),
 		sum:   newSummary(o.loc()),
 		cells: make([]any, len(columnsEN)),
 		names: namesFor(o.Lang),
@@ -339,7 +343,7 @@ func (e *XLSX) writeSummary() error {
 // Close implements Encoder: it removes the temporary files.
 func (e *XLSX) Close() error {
 	err := e.f.Close()
-	if rerr := os.RemoveAll(e.dir); rerr != nil && err == nil {
+	if rerr := e.dir.Remove(); rerr != nil && err == nil {
 		err = rerr
 	}
 	if err != nil {
