@@ -35,11 +35,13 @@ var matrixCallers = []matrixCaller{
 	{"expired_key", seed.ExpiredKey},
 	{"deleted_key", seed.DeletedKey},
 	{"deleted_user_key", seed.DeletedUserKey},
+	{"disabled_user_key", seed.DisabledUserKey},
+	{"expired_user_key", seed.ExpiredUserKey},
 }
 
 // Callers whose credential is not valid: 401 on every authenticated route.
 var invalidCallers = map[string]bool{"none": true, "garbage": true, "disabled_key": true, "expired_key": true,
-	"deleted_key": true, "deleted_user_key": true}
+	"deleted_key": true, "deleted_user_key": true, "disabled_user_key": true, "expired_user_key": true}
 
 // matrixRequest is what one cell sends: the route's path with its
 // parameters filled, and a body (nil for none).
