@@ -11,28 +11,19 @@ test:
 	$(GO) test -count=1 -timeout 20m ./...
 	$(MAKE) fuzz
 
-# Runs each fuzz target for FUZZTIME (a count of inputs, so a run costs the
-# same on any machine). A longer session: make fuzz FUZZTIME=10m, or one
-# target: go test -run='^$$' -fuzz='^FuzzUsageLogParams$$' -fuzztime=30m ./internal/export
+# Runs every fuzz target (each func Fuzz... in a _test.go file) for FUZZTIME
+# inputs: a count, so a run costs the same on any machine. A longer session:
+# make fuzz FUZZTIME=10m, or one target:
+#   go test -run='^$$' -fuzz='^FuzzUsageLogParams$$' -fuzztime=30m ./internal/export
 # A failing input is saved under the package's testdata/fuzz/<target>/.
 FUZZTIME ?= 5000x
-FUZZ_TARGETS = \
-	./internal/export:FuzzDecodeStrict \
-	./internal/export:FuzzUsageLogParams \
-	./internal/export:FuzzProbeLogParams \
-	./internal/export:FuzzSessionRequestParams \
-	./internal/export:FuzzBackupParams \
-	./internal/export:FuzzRestoreParams \
-	./internal/export:FuzzRetentionQuery \
-	./web:FuzzDecodeBody \
-	./web:FuzzCreateExport \
-	./jobs:FuzzScheduleInput \
-	./internal/webhook:FuzzWebhookInput
 
 fuzz:
-	@set -e; for t in $(FUZZ_TARGETS); do \
-		echo "fuzz $${t##*:} ($(FUZZTIME))"; \
-		$(GO) test -run='^$$' -fuzz="^$${t##*:}$$" -fuzztime=$(FUZZTIME) "$${t%%:*}"; \
+	@set -e; for file in $$(grep -rl --include='*_test.go' '^func Fuzz' . | sort); do \
+		for name in $$(sed -n 's/^func \(Fuzz[A-Za-z0-9_]*\)(.*/\1/p' "$$file"); do \
+			echo "fuzz $$name ($(FUZZTIME))"; \
+			$(GO) test -run='^$$' -fuzz="^$$name$$" -fuzztime=$(FUZZTIME) "./$$(dirname "$$file")"; \
+		done; \
 	done
 
 # Skips the tests whose servers cannot be started.
