@@ -21,7 +21,7 @@ import (
 // error the API answers 400 or 413, naming one field for a 400, or decodes
 // a request that encodes and decodes back to itself.
 func FuzzDecodeBody(f *testing.F) {
-	gin.SetMode(gin.ReleaseMode)
+	releaseMode.Do(func() { gin.SetMode(gin.ReleaseMode) })
 	f.Fuzz(func(t *testing.T, contentType string, body []byte) {
 		w := httptest.NewRecorder()
 		c, _ := gin.CreateTestContext(w)
