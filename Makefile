@@ -2,13 +2,29 @@
 # servers unless TEST_DATABASE_URL / TEST_REDIS_URL / TEST_S3_ENDPOINT point at existing ones.
 GO ?= go
 
-.PHONY: build test test-short vet lint
+.PHONY: build test test-short vet lint fuzz
 
 build:
 	$(GO) build -o bin/hubexport ./cmd/hubexport
 
 test:
 	$(GO) test -count=1 -timeout 20m ./...
+	$(MAKE) fuzz
+
+# Runs every fuzz target (each func Fuzz... in a _test.go file) for FUZZTIME
+# inputs: a count, so a run costs the same on any machine. A longer session:
+# make fuzz FUZZTIME=10m, or one target:
+#   go test -run='^$$' -fuzz='^FuzzUsageLogParams$$' -fuzztime=30m ./internal/export
+# A failing input is saved under the package's testdata/fuzz/<target>/.
+FUZZTIME ?= 5000x
+
+fuzz:
+	@set -e; for file in $$(grep -rl --include='*_test.go' '^func Fuzz' . | sort); do \
+		for name in $$(sed -n 's/^func \(Fuzz[A-Za-z0-9_]*\)(.*/\1/p' "$$file"); do \
+			echo "fuzz $$name ($(FUZZTIME))"; \
+			$(GO) test -run='^$$' -fuzz="^$$name$$" -fuzztime=$(FUZZTIME) "./$$(dirname "$$file")"; \
+		done; \
+	done
 
 # Skips the tests whose servers cannot be started.
 test-short:

@@ -282,7 +282,7 @@ type bundle struct {
 
 // setup builds the API over fresh fakes; mods adjust the handler before its
 // routes are built.
-func setup(t *testing.T, mods ...func(*handler)) *bundle {
+func setup(t testing.TB, mods ...func(*handler)) *bundle {
 	t.Helper()
 	b := &bundle{store: newFakeStore(), logs: &syncBuffer{}}
 	log := slog.New(slog.NewJSONHandler(b.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
