@@ -30,7 +30,7 @@ func FuzzDecodeBody(f *testing.F) {
 			c.Request.Header["Content-Type"] = []string{contentType}
 		}
 		var req export.CreateRequest
-		err := decodeBody(c, &req)
+		err := readBody(c, &req)
 		if err != nil {
 			var e *export.Error
 			if !errors.As(err, &e) {
@@ -75,7 +75,7 @@ func FuzzDecodeBody(f *testing.F) {
 func FuzzCreateExport(f *testing.F) {
 	b := setup(f, func(h *handler) {
 		h.svc.Registry = export.NewRegistry(export.UsageLogSpec(), export.ProbeLogSpec(), export.SessionRequestSpec(),
-			export.BackupSpec(time.UTC), export.RestoreSpec(nil))
+			export.BackupSpec(time.UTC, export.BackupEncryption{}), export.RestoreSpec(nil))
 		h.svc.MaxActive = 1 << 30
 		h.svc.Store = fuzzStore{h.svc.Store.(*fakeStore)}
 	})

@@ -165,7 +165,7 @@ func FuzzSessionRequestParams(f *testing.F) {
 }
 
 func FuzzBackupParams(f *testing.F) {
-	spec := BackupSpec(nil)
+	spec := BackupSpec(nil, BackupEncryption{})
 	f.Fuzz(func(t *testing.T, admin bool, raw []byte) {
 		out := checkSpecParse(t, spec, raw, fuzzPrincipal(admin))
 		if out == nil {
