@@ -16,6 +16,7 @@ import (
 	"strconv"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -114,6 +115,45 @@ func TestCLIExport(t *testing.T) {
 		r := cli(t, t.TempDir(), nil, "probe-logs", "--server", s.base, "--token", adminToken, "--endpoint-id", "1", "--wait", "-o", "-")
 		if r.code != 0 || r.stdout != endpoint1Lines {
 			t.Fatalf("exit %d, stdout %q\nstderr: %s", r.code, r.stdout, r.stderr)
+		}
+	})
+
+	// A device or a pipe is written to, never replaced: renaming a file
+	// over -o /dev/null would swap the machine's null device for a file.
+	t.Run("-o a named pipe writes into it and leaves it a pipe", func(t *testing.T) {
+		dir := t.TempDir()
+		fifo := filepath.Join(dir, "pipe")
+		if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		got := make(chan []byte, 1)
+		go func() {
+			f, err := os.Open(fifo) // blocks until the CLI opens it for writing
+			if err != nil {
+				got <- nil
+				return
+			}
+			defer f.Close()
+			b, _ := io.ReadAll(f)
+			got <- b
+		}()
+		r := cli(t, dir, nil, "probe-logs", "--server", s.base, "--token", adminToken, "--endpoint-id", "1", "--wait", "-o", fifo)
+		if fi, err := os.Lstat(fifo); err != nil || fi.Mode()&os.ModeNamedPipe == 0 {
+			t.Fatalf("-o %s replaced the pipe: %v %v\nstderr: %s", fifo, fi.Mode(), err, r.stderr)
+		}
+		if r.code != 0 {
+			t.Fatalf("exit %d\nstderr: %s", r.code, r.stderr)
+		}
+		select {
+		case b := <-got:
+			if string(b) != endpoint1Lines {
+				t.Fatalf("the pipe got %q", b)
+			}
+		case <-time.After(30 * time.Second):
+			t.Fatal("nothing was written into the pipe")
+		}
+		if names := filesIn(t, dir); len(names) != 1 {
+			t.Fatalf("files left beside the pipe: %v", names)
 		}
 	})
 

@@ -748,9 +748,19 @@ func (c *client) download(ctx context.Context, job *cliJob, output string, stdou
 
 	path := output
 	toStdout := output == "-"
+	// A device or a pipe (-o /dev/null, a FIFO) is written to as it is, like
+	// standard output; a file is replaced atomically by a rename, which would
+	// put a regular file in a device's place.
+	special := false
+	if fi, err := os.Stat(path); !toStdout && path != "" && err == nil && !fi.Mode().IsRegular() {
+		if fi.IsDir() {
+			return "", fmt.Errorf("-o %s is a directory; give a file name", path)
+		}
+		special = true
+	}
 	dir := "."
 	switch {
-	case toStdout:
+	case toStdout, special:
 		dir = ""
 	case path == "":
 		path = safeFilename(job.Result.Filename, job.ID)
@@ -818,6 +828,9 @@ func (c *client) download(ctx context.Context, job *cliJob, output string, stdou
 			return "", fmt.Errorf("write to standard output: %w", err)
 		}
 		return "", nil
+	}
+	if special {
+		return path, copyInto(path, tmp)
 	}
 	if err := tmp.Close(); err != nil {
 		return "", fmt.Errorf("save the file: %w", err)
@@ -978,4 +991,21 @@ func (c *client) uploadDump(ctx context.Context, path string) (string, error) {
 	}
 	c.say("uploaded %s as %s (%d bytes, sha256 %s)\n", path, tk.UploadID, size, sum)
 	return tk.UploadID, nil
+}
+
+// copyInto writes the verified download in tmp to the device or pipe at
+// path, without replacing it.
+func copyInto(path string, tmp *os.File) error {
+	if _, err := tmp.Seek(0, io.SeekStart); err != nil {
+		return err
+	}
+	out, err := os.OpenFile(path, os.O_WRONLY, 0)
+	if err != nil {
+		return fmt.Errorf("save the file: %w", err)
+	}
+	if _, err := io.Copy(out, tmp); err != nil {
+		out.Close()
+		return fmt.Errorf("write to %s: %w", path, err)
+	}
+	return out.Close()
 }
