@@ -268,7 +268,8 @@ export class JobList {
 
     const err = q('.job-error');
     err.hidden = !job.error;
-    err.textContent = job.error ? job.error.message : '';
+    // error.detail, the raw cause, comes to administrators only.
+    err.textContent = job.error ? job.error.message + (job.error.detail ? ' — ' + job.error.detail : '') : '';
     err.classList.toggle('soft', job.status !== 'failed');
 
     const dl = q('.download');
