@@ -143,7 +143,7 @@ func newJobID() string {
 
 func registry(cfg *config.Config) *export.Registry {
 	return export.NewRegistry(export.ProbeLogSpec(), export.UsageLogSpec(), export.SessionRequestSpec(),
-		export.BackupSpec(cfg.Backup.Location), export.RestoreSpec(checkDatabaseURL))
+		export.BackupSpec(cfg.Backup.Location), export.RestoreSpec(checkDatabaseURL), export.VerifySpec())
 }
 
 // serve runs the chosen roles until ctx ends, then shuts down in order:
@@ -175,6 +175,10 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, r roles) e
 		if err != nil {
 			return err
 		}
+		drillAdmin, err := verifyAdmin(cfg)
+		if err != nil {
+			return err
+		}
 		notify := export.Notifiers{hooks.dispatcher, scheduleHook(queue, met, log)}
 		runner := &jobs.Runner{
 			Store: d.store, Objects: d.objects, Registry: reg, Redis: d.rdb, Log: log, Now: time.Now,
@@ -189,10 +193,11 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, r roles) e
 			ProbeLogs:       &jobs.ProbeLogsHandler{Runner: runner, Source: hubDB},
 			UsageLogs:       &jobs.UsageLogsHandler{Runner: runner, Source: hubDB},
 			SessionRequest:  &jobs.SessionRequestHandler{Runner: runner, Source: hub.NewSessions(d.hubRdb, hubDB)},
-			Maintenance:     &jobs.Maintenance{Store: d.store, Objects: d.objects, Redis: d.rdb, Log: log, Now: time.Now, Registry: reg, UploadRetention: cfg.ArtifactRetention},
+			Maintenance:     &jobs.Maintenance{Store: d.store, Objects: d.objects, Redis: d.rdb, Log: log, Now: time.Now, Registry: reg, UploadRetention: cfg.ArtifactRetention, VerifyAdmin: &drillAdmin},
 			WebhookDelivery: hooks.handler(met),
 			DatabaseBackup:  &jobs.DatabaseBackupHandler{Runner: runner, DB: dbTools, Size: hubDB},
 			DatabaseRestore: &jobs.DatabaseRestoreHandler{Runner: runner, DB: dbTools, Audit: d.store.Audit},
+			BackupVerify:    &jobs.BackupVerifyHandler{Runner: runner, DB: dbTools, Admin: drillAdmin},
 		}, log)
 		if err := srv.Start(mux); err != nil {
 			return fmt.Errorf("start worker: %w", err)

@@ -3,12 +3,15 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/jackc/pgx/v5"
 )
 
 type manifestTable struct {
@@ -132,5 +135,275 @@ func TestBackupManifestMatchesDump(t *testing.T) {
 		if _, err := os.Stat(f); !os.IsNotExist(err) {
 			t.Errorf("%s still there after the delete: %v", f, err)
 		}
+	}
+}
+
+func (s *stack) verify(backupID string, checks ...string) string {
+	s.t.Helper()
+	params := map[string]any{"backup_job_id": backupID}
+	if len(checks) > 0 {
+		params["checks"] = checks
+	}
+	return s.create(adminToken, map[string]any{"type": "backup_verify", "params": params}).ID
+}
+
+// scratchDatabases lists the drills' scratch databases on the test server.
+func (s *stack) scratchDatabases() []string {
+	s.t.Helper()
+	rows, err := s.pool().Query(context.Background(), `SELECT datname FROM pg_database WHERE datname LIKE 'hubexport\_verify\_%' ORDER BY 1`)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	var out []string
+	for rows.Next() {
+		var n string
+		_ = rows.Scan(&n)
+		out = append(out, n)
+	}
+	return out
+}
+
+func hasScratch(names []string, jobID string) bool {
+	for _, n := range names {
+		if n == "hubexport_verify_"+strings.ToLower(jobID) {
+			return true
+		}
+	}
+	return false
+}
+
+type drillTable struct {
+	Table    string `json:"table"`
+	Expected int64  `json:"expected"`
+	Actual   int64  `json:"actual"`
+	OK       bool   `json:"ok"`
+}
+
+func drillTables(t *testing.T, j backupJob) []drillTable {
+	t.Helper()
+	b, _ := json.Marshal(j.Result.Details["tables"])
+	var out []drillTable
+	if err := json.Unmarshal(b, &out); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// A good backup passes its drill: every table restored with the manifest's
+// count, the checks true, the scratch database gone. A failing check fails
+// the drill naming it; a non-SELECT check is refused at the request.
+func TestBackupVerifyDrill(t *testing.T) {
+	t.Parallel()
+	s := newStack(t)
+	s.start("serve")
+	b := s.finish(s.backup(""), time.Minute)
+	m := manifestOf(t, b)
+
+	v := s.finish(s.verify(b.ID, "SELECT count(*) > 0 FROM public.users", "with k as (select count(*) n from public.keys) select n > 0 from k;"), 2*time.Minute)
+	if v.Status != "succeeded" || v.Result.Details["passed"] != true {
+		t.Fatalf("drill: %s %+v %v", v.Status, v.Error, v.Result)
+	}
+	tables := drillTables(t, v)
+	if len(tables) != len(m.Tables) {
+		t.Fatalf("drill compared %d tables, manifest has %d", len(tables), len(m.Tables))
+	}
+	for i, tb := range tables {
+		if want := m.Tables[i]; tb.Table != want.Schema+"."+want.Name || tb.Expected != want.Rows || tb.Actual != want.Rows || !tb.OK {
+			t.Errorf("table line %+v, manifest %+v", tb, want)
+		}
+	}
+	if d, _ := v.Result.Details["duration_ms"].(float64); d <= 0 {
+		t.Errorf("duration_ms %v", v.Result.Details["duration_ms"])
+	}
+	if hasScratch(s.scratchDatabases(), v.ID) {
+		t.Errorf("scratch database of %s left behind", v.ID)
+	}
+
+	// The command line runs a drill and prints its report.
+	r := cli(t, t.TempDir(), nil, "verify", "--server", s.base, "--token", adminToken, "--backup-job-id", b.ID,
+		"--check", "SELECT count(*) > 0 FROM public.providers", "--wait")
+	if r.code != 0 || !strings.Contains(r.stderr, `"passed": true`) || !strings.Contains(r.stderr, `"table": "public.users"`) {
+		t.Errorf("hubexport export verify: exit %d\nstderr: %s", r.code, r.stderr)
+	}
+
+	f := s.finish(s.verify(b.ID, "SELECT count(*) = -1 FROM public.users"), 2*time.Minute)
+	if f.Status != "failed" || f.Error == nil || f.Error.Code != "verify_failed" ||
+		!strings.Contains(f.Error.Message, "at checks") || !strings.Contains(f.Error.Message, "count(*) = -1") {
+		t.Fatalf("failing check: %s %+v", f.Status, f.Error)
+	}
+	if hasScratch(s.scratchDatabases(), f.ID) {
+		t.Errorf("scratch database of the failed drill %s left behind", f.ID)
+	}
+
+	for _, tc := range []struct {
+		params map[string]any
+		field  string
+	}{
+		{map[string]any{"backup_job_id": b.ID, "checks": []string{"DELETE FROM users"}}, "params.checks[0]"},
+		{map[string]any{"backup_job_id": b.ID, "checks": []string{"SELECT 1; DROP TABLE users"}}, "params.checks[0]"},
+		{map[string]any{}, "params.backup_job_id"},
+		{map[string]any{"backup_job_id": v.ID}, "params.backup_job_id"},
+	} {
+		r := s.do("POST", "/api/v1/exports", adminToken, map[string]any{"type": "backup_verify", "params": tc.params})
+		if code, fields := r.errorCode(t); r.status != 400 || code != "invalid_request" || fields[tc.field] == "" {
+			t.Errorf("%v: %d %s", tc.params, r.status, r.body)
+		}
+	}
+}
+
+// A backup whose object was damaged in storage fails its drill, naming
+// the step that caught it; the scratch database is dropped.
+func TestBackupVerifyCorrupted(t *testing.T) {
+	t.Parallel()
+	s := newStack(t)
+	dir := strings.TrimPrefix(s.env["STORAGE_URL"], "file://")
+	s.start("serve")
+	b := s.finish(s.backup(""), time.Minute)
+	path := filepath.Join(dir, "backups", b.ID, b.Result.Filename)
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Damage the data blocks, keeping the header and table of contents.
+	for i := len(data) * 2 / 3; i < len(data)*2/3+256 && i < len(data); i++ {
+		data[i] ^= 0x5a
+	}
+	if err := os.WriteFile(path, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	v := s.finish(s.verify(b.ID), 2*time.Minute)
+	if v.Status != "failed" || v.Error == nil || v.Error.Code != "verify_failed" ||
+		!strings.Contains(v.Error.Message, "restore drill failed at ") {
+		t.Fatalf("drill of a damaged backup: %s %+v", v.Status, v.Error)
+	}
+	t.Logf("drill error: %s", v.Error.Message)
+	if hasScratch(s.scratchDatabases(), v.ID) {
+		t.Errorf("scratch database of %s left behind", v.ID)
+	}
+}
+
+// A drill follows the backup lock rules: while a backup holds the lock,
+// the drill waits for it (visibly) and runs no pg_restore; it restores once
+// the backup has released the lock.
+func TestBackupVerifyWaitsForBackup(t *testing.T) {
+	t.Parallel()
+	s := newStack(t, withEnv("WORKER_CONCURRENCY", "4"))
+	p := s.start("serve")
+	first := s.finish(s.backup(""), time.Minute)
+
+	release := s.holdTable("users")
+	running := s.backup("exclude_logs")
+	until(t, 20*time.Second, "the second backup's pg_dump starts", func() bool { return s.pgDumps() > 0 })
+	v := s.verify(first.ID)
+	until(t, 20*time.Second, "the drill waiting for the backup lock", func() bool {
+		j := s.job(v)
+		return j.Status == "running" && strings.HasPrefix(j.Progress.Note, "waiting for the backup lock")
+	})
+	time.Sleep(time.Second)
+	for _, l := range events(t, "pg_restore_start", p) {
+		if l.JobID == v {
+			t.Fatalf("the drill ran pg_restore while the backup held the lock")
+		}
+	}
+	release()
+	if b := s.finish(running, time.Minute); b.Status != "succeeded" {
+		t.Fatalf("backup: %s %+v", b.Status, b.Error)
+	}
+	if d := s.finish(v, 2*time.Minute); d.Status != "succeeded" {
+		t.Fatalf("drill: %s %+v", d.Status, d.Error)
+	}
+	var released, acquired time.Time
+	for _, l := range events(t, "backup_lock_released", p) {
+		if l.JobID == running {
+			released = l.Time
+		}
+	}
+	for _, l := range events(t, "backup_lock_acquired", p) {
+		if l.JobID == v {
+			acquired = l.Time
+		}
+	}
+	if released.IsZero() || acquired.IsZero() || acquired.Before(released) {
+		t.Errorf("backup released the lock at %v, the drill took it at %v", released, acquired)
+	}
+}
+
+// The scratch database never survives a crash: a worker killed with
+// SIGKILL in the middle of a drill's pg_restore leaves it behind, and the
+// maintenance pass of another worker drops it once the drill's lease has
+// lapsed. The drill then runs again and passes.
+func TestBackupVerifyCrashDropsScratch(t *testing.T) {
+	t.Parallel()
+	s := newStack(t, withEnv("CLEANUP_INTERVAL", "1s"))
+	s.start("api")
+	w1 := s.start("worker")
+	b := s.finish(s.backup(""), time.Minute)
+	m := manifestOf(t, b)
+	last := ""
+	for _, tb := range m.Tables {
+		if tb.Schema == "public" && tb.Name > last {
+			last = tb.Name
+		}
+	}
+
+	// Hold the drill at the lock until a blocker for the last table pg_restore creates is in place.
+	rdb := s.hubRedis()
+	ctx := context.Background()
+	if err := rdb.Set(ctx, "database:backup:lock", "1769688000000-k3x9a2", 5*time.Minute).Err(); err != nil {
+		t.Fatal(err)
+	}
+	v := s.verify(b.ID)
+	until(t, 20*time.Second, "the scratch database exists", func() bool { return hasScratch(s.scratchDatabases(), v) })
+	u, err := url.Parse(s.dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u.Path = "/hubexport_verify_" + strings.ToLower(v)
+	blocker, err := pgx.Connect(ctx, u.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer blocker.Close(ctx)
+	tx, err := blocker.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tx.Exec(ctx, "CREATE TABLE public."+pgx.Identifier{last}.Sanitize()+" (x int)"); err != nil {
+		t.Fatal(err)
+	}
+	if err := rdb.Del(ctx, "database:backup:lock").Err(); err != nil {
+		t.Fatal(err)
+	}
+	until(t, 30*time.Second, "pg_restore is blocked mid-restore", func() bool {
+		var n int
+		_ = s.pool().QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity WHERE datname = $1 AND application_name = 'pg_restore' AND wait_event_type = 'Lock'`,
+			strings.TrimPrefix(u.Path, "/")).Scan(&n)
+		return n > 0
+	})
+	w1.Kill()
+	_ = tx.Rollback(ctx)
+	if !hasScratch(s.scratchDatabases(), v) {
+		t.Fatal("the scratch database is gone before any cleanup ran")
+	}
+
+	w2 := s.start("worker")
+	s.start("scheduler")
+	until(t, 60*time.Second, "the maintenance pass drops the orphaned scratch database", func() bool {
+		return len(events(t, "scratch_database_orphan_dropped", w2)) > 0
+	})
+	if hasScratch(s.scratchDatabases(), v) && s.job(v).Attempts < 2 {
+		t.Fatal("the scratch database is still there")
+	}
+	// The killed attempt's backup lock lapses with its 5-minute TTL (as
+	// CCH's own would); end it now rather than wait.
+	if err := rdb.Del(ctx, "database:backup:lock").Err(); err != nil {
+		t.Fatal(err)
+	}
+	d := s.finish(v, 3*time.Minute)
+	if d.Status != "succeeded" || d.Attempts < 2 {
+		t.Fatalf("drill after the crash: %s after %d attempts %+v", d.Status, d.Attempts, d.Error)
+	}
+	if hasScratch(s.scratchDatabases(), v) {
+		t.Error("scratch database left behind")
 	}
 }

@@ -75,6 +75,9 @@ type Backup struct {
 	// often a held lock is renewed (and a lost one noticed).
 	LockWait  time.Duration
 	LockRenew time.Duration
+	// VerifyDatabaseURL is where restore drills create their scratch
+	// databases (a role with CREATEDB); "" is DATABASE_URL's server.
+	VerifyDatabaseURL string
 }
 
 // S3 is the S3-compatible storage's settings.
@@ -140,6 +143,8 @@ func Load(lookup Lookup) (*Config, error) {
 		PgRestorePath: r.str("PG_RESTORE_PATH", ""),
 		LockWait:      r.duration("BACKUP_LOCK_WAIT", 15*time.Minute),
 		LockRenew:     r.duration("BACKUP_LOCK_RENEW_INTERVAL", time.Minute),
+
+		VerifyDatabaseURL: r.secret("VERIFY_DATABASE_URL"),
 	}
 	if tz := r.str("BACKUP_TIMEZONE", ""); tz != "" {
 		loc, err := time.LoadLocation(tz)
@@ -153,7 +158,10 @@ func Load(lookup Lookup) (*Config, error) {
 		r.fail("BACKUP_LOCK_RENEW_INTERVAL", "must be shorter than the backup lock's 5-minute TTL")
 	}
 
-	for _, v := range []struct{ name, val string }{{"DATABASE_URL", c.DatabaseURL}} {
+	for _, v := range []struct{ name, val string }{{"DATABASE_URL", c.DatabaseURL}, {"VERIFY_DATABASE_URL", c.Backup.VerifyDatabaseURL}} {
+		if v.val == "" && v.name != "DATABASE_URL" {
+			continue
+		}
 		if u, err := url.Parse(v.val); err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
 			r.fail(v.name, "must be a postgres:// URL, such as postgres://user:password@host:5432/claude_code_hub")
 		}
@@ -205,6 +213,7 @@ func (c *Config) LogAttrs() []any {
 	}
 	return []any{
 		"database_url", RedactURL(c.DatabaseURL),
+		"verify_database_url", RedactURL(c.Backup.VerifyDatabaseURL),
 		"redis_url", RedactURL(c.RedisURL),
 		"hub_redis_url", RedactURL(c.HubRedisURL),
 		"admin_token", set(c.AdminToken),
