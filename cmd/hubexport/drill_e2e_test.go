@@ -6,11 +6,13 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/chromedp/chromedp"
 	"github.com/jackc/pgx/v5"
 )
 
@@ -405,5 +407,31 @@ func TestBackupVerifyCrashDropsScratch(t *testing.T) {
 	}
 	if hasScratch(s.scratchDatabases(), v) {
 		t.Error("scratch database left behind")
+	}
+}
+
+// The web page offers a drill on a succeeded backup; the drill's card shows
+// it passed and how many tables matched.
+func TestBrowserVerifyBackup(t *testing.T) {
+	t.Parallel()
+	s := newStack(t)
+	s.start("serve")
+	b := s.finish(s.backup(""), time.Minute)
+	tab := newTab(t)
+	tab.signIn(s.base, adminToken)
+	card := `document.querySelector('li.job[data-id="` + b.ID + `"]')`
+	tab.waitFor(card+` && !`+card+`.querySelector('.verify').hidden`, 10*time.Second)
+	if got := tab.text(`li.job[data-id="` + b.ID + `"] .verify`); got != "Verify (restore drill)" {
+		t.Errorf("button %q", got)
+	}
+	tab.do(chromedp.Click(`li.job[data-id="` + b.ID + `"] .verify`))
+	drill := `[...document.querySelectorAll('li.job')].find(n => n.querySelector('.type').textContent === 'Backup restore drill')`
+	tab.waitFor(drill+` && `+drill+`.dataset.status === 'succeeded'`, time.Minute)
+	details := eval[string](tab, drill+`.querySelector('.details').textContent`)
+	if !strings.Contains(details, "passed=true") || !strings.Contains(details, "backup_job_id="+b.ID) || !regexp.MustCompile(`tables=(\d+)/(\d+) match`).MatchString(details) {
+		t.Errorf("drill card details %q", details)
+	}
+	if !eval[bool](tab, drill+`.querySelector('.verify').hidden && `+drill+`.querySelector('.download').hidden`) {
+		t.Error("a drill's card offers a download or another drill")
 	}
 }
