@@ -179,7 +179,7 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, r roles) e
 		if err != nil {
 			return err
 		}
-		notify := export.Notifiers{hooks.dispatcher, scheduleHook(queue, met, log)}
+		notify := export.Notifiers{hooks.dispatcher, scheduleHook(queue, met, schedules, log)}
 		runner := &jobs.Runner{
 			Store: d.store, Objects: d.objects, Registry: reg, Redis: d.rdb, Log: log, Now: time.Now,
 			Retention: cfg.ArtifactRetention, LeaseTTL: cfg.JobLeaseTTL, ProgressEvery: 500 * time.Millisecond,

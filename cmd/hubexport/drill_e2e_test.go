@@ -14,6 +14,8 @@ import (
 
 	"github.com/chromedp/chromedp"
 	"github.com/jackc/pgx/v5"
+
+	"github.com/hubexport/hubexport/internal/testenv"
 )
 
 type manifestTable struct {
@@ -433,5 +435,103 @@ func TestBrowserVerifyBackup(t *testing.T) {
 	}
 	if !eval[bool](tab, drill+`.querySelector('.verify').hidden && `+drill+`.querySelector('.download').hidden`) {
 		t.Error("a drill's card offers a download or another drill")
+	}
+}
+
+type verifiedEvent struct {
+	Type string `json:"type"`
+	Data struct {
+		ScheduleID  string         `json:"schedule_id"`
+		DrillJobID  string         `json:"drill_job_id"`
+		BackupJobID string         `json:"backup_job_id"`
+		Passed      bool           `json:"passed"`
+		Error       map[string]any `json:"error"`
+	} `json:"data"`
+}
+
+type scheduleVerify struct {
+	Verify     any `json:"verify"`
+	LastVerify *struct {
+		JobID  string `json:"job_id"`
+		Passed bool   `json:"passed"`
+	} `json:"last_verify"`
+	LastVerifiedAt *time.Time `json:"last_verified_at"`
+	Healthy        bool       `json:"healthy"`
+	OverdueSince   *time.Time `json:"overdue_since"`
+}
+
+// A schedule with verify "every" drills its backups: each drill's outcome
+// is a backup.verified event, the schedule's last_verify and the
+// hubexport_backup_last_verified_timestamp_seconds metric.
+func TestScheduleVerifyEvery(t *testing.T) {
+	t.Parallel()
+	s := newStack(t, withFastSchedules(), withPrivateWebhooks())
+	s.start("serve")
+	recv := newHookReceiver(t)
+	h := s.createHook(adminToken, map[string]any{"url": recv.url(), "events": []string{"backup.verified", "backup.verify_failed"}})
+	recv.trust(h.Secret)
+
+	sc := s.createSchedule(map[string]any{"name": "drilled", "cron": "@every 3s", "verify": "every"})
+	got := recv.waitFor(1, 90*time.Second)
+	s.patchSchedule(sc.ID, map[string]any{"enabled": false})
+	var ev verifiedEvent
+	if err := json.Unmarshal(got[0].body, &ev); err != nil {
+		t.Fatal(err)
+	}
+	if ev.Type != "backup.verified" || ev.Data.ScheduleID != sc.ID || !ev.Data.Passed || ev.Data.BackupJobID == "" {
+		t.Fatalf("event %s", got[0].body)
+	}
+	drill := s.job(ev.Data.DrillJobID)
+	if drill.Type != "backup_verify" || drill.Status != "succeeded" || drill.Params["backup_job_id"] != ev.Data.BackupJobID {
+		t.Fatalf("drill %+v", drill)
+	}
+	if b := s.job(ev.Data.BackupJobID); b.Status != "succeeded" {
+		t.Fatalf("drilled backup %+v", b)
+	}
+	var read scheduleVerify
+	s.do("GET", "/api/v1/schedules/"+sc.ID, adminToken, nil).json(t, &read)
+	if read.Verify != "every" || read.LastVerify == nil || !read.LastVerify.Passed || read.LastVerifiedAt == nil || !read.Healthy {
+		t.Fatalf("schedule after a passing drill: %+v", read)
+	}
+	if m := s.do("GET", "/metrics", "", nil); !strings.Contains(string(m.body), `hubexport_backup_last_verified_timestamp_seconds{schedule="`+sc.ID+`"}`) {
+		t.Errorf("no last-verified metric for %s", sc.ID)
+	}
+}
+
+// A scheduled drill that fails (here: its scratch database cannot be
+// created) is a backup.verify_failed event, and the schedule turns
+// unhealthy and overdue.
+func TestScheduleVerifyFailedIsUnhealthy(t *testing.T) {
+	t.Parallel()
+	u, _ := url.Parse(testenv.PostgresServer(t))
+	u.User = url.User("no_such_role_for_drills")
+	s := newStack(t, withFastSchedules(), withPrivateWebhooks(), withEnv("VERIFY_DATABASE_URL", u.String()))
+	s.start("serve")
+	recv := newHookReceiver(t)
+	h := s.createHook(adminToken, map[string]any{"url": recv.url(), "events": []string{"backup.verify_failed", "backup.overdue"}})
+	recv.trust(h.Secret)
+
+	sc := s.createSchedule(map[string]any{"name": "broken drills", "cron": "@every 3s", "verify": map[string]any{"every_nth": 1}})
+	until(t, 90*time.Second, "backup.verify_failed and backup.overdue", func() bool {
+		types := map[string]bool{}
+		for _, r := range recv.requests() {
+			var ev verifiedEvent
+			_ = json.Unmarshal(r.body, &ev)
+			types[ev.Type] = true
+		}
+		return types["backup.verify_failed"] && types["backup.overdue"]
+	})
+	s.patchSchedule(sc.ID, map[string]any{"enabled": false})
+	var read scheduleVerify
+	s.do("GET", "/api/v1/schedules/"+sc.ID, adminToken, nil).json(t, &read)
+	if read.LastVerify == nil || read.LastVerify.Passed || read.Healthy {
+		t.Fatalf("schedule after a failed drill: %+v", read)
+	}
+	for _, r := range recv.requests() {
+		var ev verifiedEvent
+		_ = json.Unmarshal(r.body, &ev)
+		if ev.Type == "backup.verify_failed" && (ev.Data.Passed || ev.Data.Error["code"] != "verify_database_unavailable") {
+			t.Errorf("event %s", r.body)
+		}
 	}
 }
