@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -435,6 +436,37 @@ func TestBrowserVerifyBackup(t *testing.T) {
 	}
 	if !eval[bool](tab, drill+`.querySelector('.verify').hidden && `+drill+`.querySelector('.download').hidden`) {
 		t.Error("a drill's card offers a download or another drill")
+	}
+
+	// The schedules page sets a verify policy and shows a failed drill.
+	tab.do(chromedp.Click(`#nav a[data-page="schedules"]`), chromedp.WaitVisible("#schedule-form"),
+		chromedp.SetValue("#sc-name", "drilled"), chromedp.SetValue("#sc-cron", "0 3 * * *"),
+		chromedp.SetValue("#sc-verify-every_nth", "3"))
+	if v := eval[string](tab, `(() => { const s = document.getElementById('sc-verify'); s.value = 'every_nth'; return s.value })()`); v != "every_nth" {
+		t.Fatalf("verify select holds %q", v)
+	}
+	tab.do(chromedp.Click(`#schedule-form button[type="submit"]`))
+	item := `[...document.querySelectorAll('#schedules .schedule')].find(n => n.querySelector('.title').textContent === 'drilled')`
+	tab.waitFor(`!!`+item, 10*time.Second)
+	var sc struct {
+		Data []struct {
+			ID     string `json:"id"`
+			Verify any    `json:"verify"`
+		} `json:"data"`
+	}
+	s.do("GET", "/api/v1/schedules", adminToken, nil).json(t, &sc)
+	if len(sc.Data) != 1 || fmt.Sprint(sc.Data[0].Verify) != "map[every_nth:3]" {
+		t.Fatalf("schedules %+v", sc)
+	}
+	if got := eval[string](tab, item+`.textContent`); !strings.Contains(got, "drill every 3 backups") || strings.Contains(got, "drill failed") {
+		t.Errorf("schedule item %q", got)
+	}
+	s.exec(`UPDATE hubexport.schedules SET last_verify_job_id = 'exp_X', last_verify_at = now(), last_verify_passed = false WHERE id = $1`, sc.Data[0].ID)
+	tab.do(chromedp.Click(`#nav a[data-page="exports"]`), chromedp.WaitVisible("#page-exports"),
+		chromedp.Click(`#nav a[data-page="schedules"]`))
+	tab.waitFor(`!!`+item+` && `+item+`.querySelector('.verify-failed') !== null`, 10*time.Second)
+	if got := eval[string](tab, item+`.textContent`); !strings.Contains(got, "The latest restore drill failed") || !strings.Contains(got, "exp_X") {
+		t.Errorf("schedule item after a failed drill %q", got)
 	}
 }
 
