@@ -16,6 +16,7 @@ import (
 	"github.com/chromedp/chromedp"
 	"github.com/jackc/pgx/v5"
 
+	"github.com/hubexport/hubexport/internal/seed"
 	"github.com/hubexport/hubexport/internal/testenv"
 )
 
@@ -528,6 +529,9 @@ func TestScheduleVerifyEvery(t *testing.T) {
 	if m := s.do("GET", "/metrics", "", nil); !strings.Contains(string(m.body), `hubexport_backup_last_verified_timestamp_seconds{schedule="`+sc.ID+`"}`) {
 		t.Errorf("no last-verified metric for %s", sc.ID)
 	}
+	if r := s.do("GET", "/api/v1/schedules/health", adminToken, nil); r.status != 200 || !strings.Contains(string(r.body), `"`+sc.ID+`":"disabled"`) {
+		t.Errorf("schedule health: %d %s", r.status, r.body)
+	}
 }
 
 // A scheduled drill that fails (here: its scratch database cannot be
@@ -553,6 +557,18 @@ func TestScheduleVerifyFailedIsUnhealthy(t *testing.T) {
 		}
 		return types["backup.verify_failed"] && types["backup.overdue"]
 	})
+	r := s.do("GET", "/api/v1/schedules/health", adminToken, nil)
+	var health struct {
+		Status    string            `json:"status"`
+		Schedules map[string]string `json:"schedules"`
+	}
+	r.json(t, &health)
+	if r.status != 503 || health.Status != "unhealthy" || !strings.Contains(health.Schedules[sc.ID], "restore drill") {
+		t.Errorf("schedule health: %d %s", r.status, r.body)
+	}
+	if r := s.do("GET", "/api/v1/schedules/health", seed.UserKey, nil); r.status != 403 {
+		t.Errorf("a user reads the schedule health: %d", r.status)
+	}
 	s.patchSchedule(sc.ID, map[string]any{"enabled": false})
 	var read scheduleVerify
 	s.do("GET", "/api/v1/schedules/"+sc.ID, adminToken, nil).json(t, &read)

@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/json"
 	"errors"
+	"strings"
 	"time"
 )
 
@@ -183,4 +184,44 @@ func (s *Schedules) DrillEnded(ctx context.Context, j *Job) (*Schedule, error) {
 		}
 	}
 	return s.present(sch), nil
+}
+
+// ScheduleHealth is the scheduler's health, as /readyz reports a process's:
+// healthy when no enabled schedule is overdue or has a failed latest drill.
+type ScheduleHealth struct {
+	Status string `json:"status"` // "healthy" or "unhealthy"
+	// Schedules says, per schedule id: "ok", "disabled", or what is wrong.
+	Schedules map[string]string `json:"schedules"`
+}
+
+// Health reports every schedule's health (administrators only).
+func (s *Schedules) Health(ctx context.Context, p Principal) (ScheduleHealth, error) {
+	if err := adminOnly(p); err != nil {
+		return ScheduleHealth{}, err
+	}
+	list, err := s.Store.AllSchedules(ctx, false)
+	if err != nil {
+		return ScheduleHealth{}, err
+	}
+	h := ScheduleHealth{Status: "healthy", Schedules: make(map[string]string, len(list))}
+	for _, sch := range list {
+		var problems []string
+		switch {
+		case !sch.Enabled:
+			h.Schedules[sch.ID] = "disabled"
+			continue
+		case sch.OverdueSince != nil:
+			problems = append(problems, "overdue since "+sch.OverdueSince.UTC().Format(time.RFC3339))
+		}
+		if sch.VerifyFailed() {
+			problems = append(problems, "the latest restore drill ("+sch.LastVerify.JobID+") failed at "+sch.LastVerify.At.UTC().Format(time.RFC3339))
+		}
+		if len(problems) == 0 {
+			h.Schedules[sch.ID] = "ok"
+			continue
+		}
+		h.Status = "unhealthy"
+		h.Schedules[sch.ID] = strings.Join(problems, "; ")
+	}
+	return h, nil
 }
