@@ -583,3 +583,27 @@ func TestScheduleVerifyFailedIsUnhealthy(t *testing.T) {
 		}
 	}
 }
+
+// A canceled drill drops its scratch database too.
+func TestBackupVerifyCancelDropsScratch(t *testing.T) {
+	t.Parallel()
+	s := newStack(t)
+	s.start("serve")
+	b := s.finish(s.backup(""), time.Minute)
+	// CCH holds the lock: the drill waits with its scratch database made.
+	rdb := s.hubRedis()
+	if err := rdb.Set(context.Background(), "database:backup:lock", "1769688000000-k3x9a2", 5*time.Minute).Err(); err != nil {
+		t.Fatal(err)
+	}
+	v := s.verify(b.ID)
+	until(t, 20*time.Second, "the drill waiting for the lock with its scratch database", func() bool {
+		return hasScratch(s.scratchDatabases(), v) && strings.HasPrefix(s.job(v).Progress.Note, "waiting for the backup lock")
+	})
+	if r := s.do("DELETE", "/api/v1/exports/"+v, adminToken, nil); r.status != 200 {
+		t.Fatalf("cancel: %d %s", r.status, r.body)
+	}
+	if j := s.finish(v, time.Minute); j.Status != "canceled" {
+		t.Fatalf("drill %s", j.Status)
+	}
+	until(t, 20*time.Second, "the scratch database dropped", func() bool { return !hasScratch(s.scratchDatabases(), v) })
+}
