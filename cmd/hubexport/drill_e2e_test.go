@@ -607,3 +607,25 @@ func TestBackupVerifyCancelDropsScratch(t *testing.T) {
 	}
 	until(t, 20*time.Second, "the scratch database dropped", func() bool { return !hasScratch(s.scratchDatabases(), v) })
 }
+
+// On S3 the manifest sits beside the dump, a drill reads the dump from the
+// bucket, and deleting the backup leaves the bucket empty.
+func TestBackupVerifyS3(t *testing.T) {
+	t.Parallel()
+	bucket := testenv.NewS3(t)
+	s := newStack(t, withS3(bucket, bucket.Endpoint))
+	s.start("serve")
+	b := s.finish(s.backup(""), time.Minute)
+	if objs, _ := bucketLeftovers(t, bucket); objs != 2 {
+		t.Fatalf("bucket holds %d objects, want the dump and its manifest", objs)
+	}
+	if v := s.finish(s.verify(b.ID), 2*time.Minute); v.Status != "succeeded" || v.Result.Details["passed"] != true {
+		t.Fatalf("drill: %s %+v", v.Status, v.Error)
+	}
+	if r := s.do("DELETE", "/api/v1/exports/"+b.ID, adminToken, nil); r.status != 200 {
+		t.Fatalf("delete: %d %s", r.status, r.body)
+	}
+	if objs, ups := bucketLeftovers(t, bucket); objs != 0 || ups != 0 {
+		t.Errorf("after the delete: %d objects, %d uploads", objs, ups)
+	}
+}
