@@ -144,6 +144,7 @@ func (h *BackupVerifyHandler) act(ctx context.Context, job *export.Job, pr *Prog
 	restoreStart := time.Now()
 	res, rerr := tools.Restore(lockCtx, pgdump.RestoreOptions{
 		Target:         toolConn(scratch, major),
+		NoOwner:        true,
 		ExcludeSchemas: []string{ownSchema},
 		OnLine: func(line string) {
 			if t, ok := strings.CutPrefix(line, "pg_restore: processing data for table "); ok {

@@ -629,3 +629,43 @@ func TestBackupVerifyS3(t *testing.T) {
 		t.Errorf("after the delete: %d objects, %d uploads", objs, ups)
 	}
 }
+
+// VERIFY_DATABASE_URL may be a role that has CREATEDB and nothing more:
+// the drill restores into the database it created, owning what it makes.
+func TestBackupVerifyAsCreatedbRole(t *testing.T) {
+	t.Parallel()
+	admin := testenv.PostgresServer(t)
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, admin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	role := "drill_" + strings.ToLower(strings.ReplaceAll(t.Name(), "/", "_"))[len("test"):]
+	role = role[:min(len(role), 40)]
+	if _, err := conn.Exec(ctx, "DROP ROLE IF EXISTS "+role); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := conn.Exec(ctx, "CREATE ROLE "+role+" LOGIN CREATEDB"); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		c, err := pgx.Connect(context.Background(), admin)
+		if err == nil {
+			_, _ = c.Exec(context.Background(), "DROP ROLE IF EXISTS "+role)
+			c.Close(context.Background())
+		}
+	})
+	u, _ := url.Parse(admin)
+	u.User = url.User(role)
+	s := newStack(t, withEnv("VERIFY_DATABASE_URL", u.String()))
+	s.start("serve")
+	b := s.finish(s.backup(""), time.Minute)
+	v := s.finish(s.verify(b.ID, "SELECT count(*) > 0 FROM public.users"), 2*time.Minute)
+	if v.Status != "succeeded" || v.Result.Details["passed"] != true {
+		t.Fatalf("drill as a CREATEDB role: %s %+v", v.Status, v.Error)
+	}
+	if hasScratch(s.scratchDatabases(), v.ID) {
+		t.Error("scratch database left behind")
+	}
+}
