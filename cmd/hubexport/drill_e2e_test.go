@@ -669,3 +669,31 @@ func TestBackupVerifyAsCreatedbRole(t *testing.T) {
 		t.Error("scratch database left behind")
 	}
 }
+
+// Backups that leave the request logs out pass their drills: exclude_logs
+// expects message_request empty, ledger_only expects no such table.
+func TestBackupVerifyModes(t *testing.T) {
+	t.Parallel()
+	s := newStack(t)
+	s.start("serve")
+	for _, mode := range []string{"exclude_logs", "ledger_only"} {
+		b := s.finish(s.backup(mode), time.Minute)
+		m := manifestOf(t, b)
+		var logs *manifestTable
+		for i, tb := range m.Tables {
+			if tb.Name == "message_request" {
+				logs = &m.Tables[i]
+			}
+		}
+		switch {
+		case mode == "exclude_logs" && (logs == nil || !logs.DataExcluded || logs.Rows != 0):
+			t.Errorf("exclude_logs manifest: message_request %+v", logs)
+		case mode == "ledger_only" && logs != nil:
+			t.Errorf("ledger_only manifest lists message_request %+v", logs)
+		}
+		v := s.finish(s.verify(b.ID), 2*time.Minute)
+		if v.Status != "succeeded" || v.Result.Details["passed"] != true || v.Result.Details["mode"] != mode {
+			t.Errorf("%s drill: %s %+v", mode, v.Status, v.Error)
+		}
+	}
+}
