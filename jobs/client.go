@@ -26,6 +26,7 @@ var taskSpecs = map[export.Type]taskSpec{
 
 	export.TypeDatabaseBackup:  {databaseBackupQueue, NewDatabaseBackupTask},
 	export.TypeDatabaseRestore: {databaseRestoreQueue, NewDatabaseRestoreTask},
+	export.TypeBackupVerify:    {backupVerifyQueue, NewBackupVerifyTask},
 }
 
 // QueueOf is the queue a job type's tasks go to.

@@ -12,6 +12,7 @@ import (
 
 	"github.com/hubexport/hubexport/internal/export"
 	"github.com/hubexport/hubexport/internal/lock"
+	"github.com/hubexport/hubexport/internal/pgdump"
 )
 
 // Maintenance task types (wire contracts: never rename).
@@ -55,6 +56,9 @@ type Maintenance struct {
 	// Uploads holds the records of restore uploads; a stale record goes
 	// with its object.
 	Uploads export.UploadStore
+	// VerifyAdmin, if set, is VERIFY_DATABASE_URL: the cleanup drops the
+	// scratch databases of restore drills that no longer run.
+	VerifyAdmin *pgdump.Conn
 }
 
 // Cleanup handles TypeCleanup. When several schedulers enqueue the same
@@ -76,8 +80,9 @@ func (m *Maintenance) Cleanup(ctx context.Context, _ *asynq.Task) error {
 }
 
 // RunCleanup deletes expired artifacts (their jobs then read expired), the
-// unfinished uploads of ended jobs whose abort failed at the time, and the
-// restore uploads older than UploadRetention. expired counts both the
+// unfinished uploads of ended jobs whose abort failed at the time, the
+// restore uploads older than UploadRetention and the scratch databases of
+// drills that no longer run. expired counts both the
 // expired artifacts and the expired uploads.
 func (m *Maintenance) RunCleanup(ctx context.Context) (expired, leftovers int, err error) {
 	for {
@@ -116,6 +121,10 @@ func (m *Maintenance) RunCleanup(ctx context.Context) (expired, leftovers int, e
 	}
 	n, err := m.expireUploads(ctx)
 	expired += n
+	if err != nil {
+		return expired, leftovers, err
+	}
+	_, err = m.dropOrphanDrills(ctx)
 	return expired, leftovers, err
 }
 

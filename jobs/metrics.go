@@ -16,6 +16,8 @@ type Metrics interface {
 	WebhookDelivered(outcome string)
 	// BackupSucceeded: schedule's backup succeeded at at.
 	BackupSucceeded(schedule string, at time.Time)
+	// BackupVerified: a restore drill of schedule's backups passed at at.
+	BackupVerified(schedule string, at time.Time)
 }
 
 type noMetrics struct{}
@@ -24,6 +26,7 @@ func (noMetrics) JobEnded(string, string, time.Duration, int64, int64) {}
 func (noMetrics) LockWaited(string, time.Duration)                     {}
 func (noMetrics) WebhookDelivered(string)                              {}
 func (noMetrics) BackupSucceeded(string, time.Time)                    {}
+func (noMetrics) BackupVerified(string, time.Time)                     {}
 
 // metrics returns r's Metrics, never nil.
 func (r *Runner) metrics() Metrics {

@@ -104,28 +104,60 @@ func (h *ScheduleCheckHandler) check(ctx context.Context, id string) error {
 	if sch.LastSuccessAt != nil && h.Metrics != nil {
 		h.Metrics.BackupSucceeded(sch.ID, *sch.LastSuccessAt)
 	}
+	if sch.LastVerifiedAt != nil && h.Metrics != nil {
+		h.Metrics.BackupVerified(sch.ID, *sch.LastVerifiedAt)
+	}
 	return h.Schedules.Check(ctx, sch)
 }
 
 // ScheduleHook hears of ended jobs (export.Notifier): a scheduled backup
-// that succeeded is recorded in the metrics and its schedule is checked at
-// once (retention, and the end of an overdue stretch).
+// that succeeded is recorded in the metrics, gets a restore drill when its
+// schedule's verify policy says so, and its schedule is checked at once
+// (retention, and the end of an overdue stretch); a scheduled drill's
+// outcome is recorded, announced and checked the same way.
 type ScheduleHook struct {
 	Queue   *Client
 	Metrics Metrics
 	Log     *slog.Logger
+	// Schedules, if set, queues and records scheduled drills.
+	Schedules *export.Schedules
 }
 
 // JobEnded implements export.Notifier.
 func (h *ScheduleHook) JobEnded(ctx context.Context, j *export.Job) {
+	if j.Type == export.TypeBackupVerify && h.Schedules != nil {
+		h.drillEnded(ctx, j)
+		return
+	}
 	if j.ScheduleID == "" || j.Status != export.StatusSucceeded {
 		return
 	}
 	if h.Metrics != nil && j.FinishedAt != nil {
 		h.Metrics.BackupSucceeded(j.ScheduleID, *j.FinishedAt)
 	}
+	if h.Schedules != nil {
+		if err := h.Schedules.AfterBackup(ctx, j); err != nil {
+			h.Log.WarnContext(ctx, "scheduled_drill_create_failed", "schedule_id", j.ScheduleID, "job_id", j.ID, "error", err)
+		}
+	}
 	if _, err := h.Queue.Client.EnqueueContext(ctx, NewScheduleCheckTask(j.ScheduleID)); err != nil {
 		// The periodic check gets to it within SCHEDULE_CHECK_INTERVAL.
 		h.Log.WarnContext(ctx, "schedule_check_enqueue_failed", "schedule_id", j.ScheduleID, "job_id", j.ID, "error", err)
+	}
+}
+
+func (h *ScheduleHook) drillEnded(ctx context.Context, j *export.Job) {
+	sch, err := h.Schedules.DrillEnded(ctx, j)
+	if err != nil {
+		h.Log.WarnContext(ctx, "scheduled_drill_record_failed", "job_id", j.ID, "error", err)
+	}
+	if sch == nil {
+		return
+	}
+	if h.Metrics != nil && sch.LastVerifiedAt != nil {
+		h.Metrics.BackupVerified(sch.ID, *sch.LastVerifiedAt)
+	}
+	if _, err := h.Queue.Client.EnqueueContext(ctx, NewScheduleCheckTask(sch.ID)); err != nil {
+		h.Log.WarnContext(ctx, "schedule_check_enqueue_failed", "schedule_id", sch.ID, "job_id", j.ID, "error", err)
 	}
 }

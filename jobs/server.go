@@ -40,6 +40,8 @@ type Handlers struct {
 	// this worker runs none.
 	DatabaseBackup  *DatabaseBackupHandler
 	DatabaseRestore *DatabaseRestoreHandler
+	// BackupVerify runs restore drills; nil: this worker runs none.
+	BackupVerify *BackupVerifyHandler
 	// SessionRequest exports session snapshots; nil: this worker runs none.
 	SessionRequest *SessionRequestHandler
 }
@@ -147,6 +149,9 @@ func NewServer(rdb redis.UniversalClient, cfg WorkerConfig, h Handlers, log *slo
 	}
 	if h.DatabaseRestore != nil {
 		mux.Handle(TypeDatabaseRestore, h.DatabaseRestore)
+	}
+	if h.BackupVerify != nil {
+		mux.Handle(TypeBackupVerify, h.BackupVerify)
 	}
 	if h.Maintenance != nil {
 		mux.HandleFunc(TypeCleanup, h.Maintenance.Cleanup)

@@ -12,6 +12,7 @@ import (
 func (h *handler) scheduleRoutes(api *gin.RouterGroup) {
 	api.POST("/schedules", h.createSchedule)
 	api.GET("/schedules", h.listSchedules)
+	api.GET("/schedules/health", h.scheduleHealth)
 	api.GET("/schedules/:id", h.getSchedule)
 	api.PATCH("/schedules/:id", h.updateSchedule)
 	api.DELETE("/schedules/:id", h.deleteSchedule)
@@ -30,6 +31,23 @@ func (h *handler) planRetention(c *gin.Context) {
 		return
 	}
 	c.JSON(http.StatusOK, plan)
+}
+
+// scheduleHealth answers like /readyz, for the schedules: 503 while a
+// schedule is overdue or its latest restore drill failed.
+func (h *handler) scheduleHealth(c *gin.Context) {
+	ctx := c.Request.Context()
+	p, _ := principalFrom(ctx)
+	health, err := h.schedules.Health(ctx, p)
+	if err != nil {
+		h.fail(c, err)
+		return
+	}
+	status := http.StatusOK
+	if health.Status != "healthy" {
+		status = http.StatusServiceUnavailable
+	}
+	c.JSON(status, health)
 }
 
 func (h *handler) createSchedule(c *gin.Context) {

@@ -153,7 +153,7 @@ func newJobID() string {
 
 func registry(cfg *config.Config) *export.Registry {
 	return export.NewRegistry(export.ProbeLogSpec(), export.UsageLogSpec(), export.SessionRequestSpec(),
-		export.BackupSpec(cfg.Backup.Location, backupEncryption(cfg)), export.RestoreSpec(checkDatabaseURL))
+		export.BackupSpec(cfg.Backup.Location, backupEncryption(cfg)), export.RestoreSpec(checkDatabaseURL), export.VerifySpec())
 }
 
 // backupEncryption is the server's backup encryption policy: configured
@@ -193,8 +193,14 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, r roles) e
 	)
 
 	// Every role cleans up leftovers (unfinished uploads of ended jobs,
-	// expired artifacts and uploads), not only a scheduler.
-	maint := &jobs.Maintenance{Store: d.store, Objects: d.objects, Redis: d.rdb, Log: log, Now: time.Now, Registry: reg, UploadRetention: cfg.ArtifactRetention}
+	// expired artifacts and uploads, scratch databases of dead drills), not
+	// only a scheduler.
+	drillAdmin, err := verifyAdmin(cfg)
+	if err != nil {
+		return err
+	}
+	maint := &jobs.Maintenance{Store: d.store, Objects: d.objects, Redis: d.rdb, Log: log, Now: time.Now, Registry: reg,
+		UploadRetention: cfg.ArtifactRetention, Uploads: d.store, VerifyAdmin: &drillAdmin}
 	maintCtx, stopMaint := context.WithCancel(context.WithoutCancel(ctx))
 	wg.Add(1)
 	go func() { defer wg.Done(); maint.Run(maintCtx, cfg.CleanupInterval) }()
@@ -212,7 +218,7 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, r roles) e
 		} else if len(swept) > 0 {
 			log.InfoContext(ctx, "temp_swept", "count", len(swept), "paths", swept)
 		}
-		notify := export.Notifiers{hooks.dispatcher, scheduleHook(queue, met, log)}
+		notify := export.Notifiers{hooks.dispatcher, scheduleHook(queue, met, schedules, log)}
 		runner := &jobs.Runner{
 			Store: d.store, Objects: d.objects, Registry: reg, Redis: d.rdb, Log: log, Now: time.Now,
 			Retention: cfg.ArtifactRetention, LeaseTTL: cfg.JobLeaseTTL, ProgressEvery: 500 * time.Millisecond,
@@ -230,6 +236,7 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, r roles) e
 			WebhookDelivery: hooks.handler(met),
 			DatabaseBackup:  &jobs.DatabaseBackupHandler{Runner: runner, DB: dbTools, Size: hubDB, AgeRecipients: cfg.Backup.AgeRecipients},
 			DatabaseRestore: &jobs.DatabaseRestoreHandler{Runner: runner, DB: dbTools, Audit: d.store.Audit, Identities: cfg.Backup.AgeIdentities, Uploads: d.store},
+			BackupVerify:    &jobs.BackupVerifyHandler{Runner: runner, DB: dbTools, Admin: drillAdmin, Identities: cfg.Backup.AgeIdentities},
 		}, log)
 		if err := srv.Start(mux); err != nil {
 			return fmt.Errorf("start worker: %w", err)

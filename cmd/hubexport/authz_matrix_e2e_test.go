@@ -161,6 +161,7 @@ var matrixRules = map[string]matrixRule{
 	"DELETE /api/v1/schedules/{id}": {want: adminsOnly(204), request: func(m *matrix, _ string) matrixRequest {
 		return matrixRequest{path: "/api/v1/schedules/" + m.freshSchedule()}
 	}},
+	"GET /api/v1/schedules/health": {want: adminsOnly(200), request: fixed("/api/v1/schedules/health", nil)},
 	"GET /api/v1/schedules/{id}/retention": {want: adminsOnly(200), request: func(m *matrix, _ string) matrixRequest {
 		return matrixRequest{path: "/api/v1/schedules/" + m.schedule + "/retention?keep_last=2"}
 	}},

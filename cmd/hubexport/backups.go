@@ -34,3 +34,17 @@ func checkDatabaseURL(s string) error {
 	}
 	return nil
 }
+
+// verifyAdmin is where restore drills create their scratch databases:
+// VERIFY_DATABASE_URL, else DATABASE_URL's server.
+func verifyAdmin(cfg *config.Config) (pgdump.Conn, error) {
+	name, dsn := "VERIFY_DATABASE_URL", cfg.Backup.VerifyDatabaseURL
+	if dsn == "" {
+		name, dsn = "DATABASE_URL", cfg.DatabaseURL
+	}
+	conn, err := pgdump.ParseDSN(dsn)
+	if err != nil {
+		return pgdump.Conn{}, errors.New(name + " cannot be read for restore drills: " + err.Error())
+	}
+	return conn, nil
+}

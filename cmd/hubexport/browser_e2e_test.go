@@ -136,7 +136,7 @@ func (b *tab) signIn(base, token string) {
 
 func TestBrowser(t *testing.T) {
 	t.Parallel()
-	s := newStack(t)
+	s := newStack(t, withPrivateWebhooks())
 	usageE2EFixture(s)
 	srv := s.start("serve")
 	b := newTab(t)
@@ -285,6 +285,19 @@ func TestBrowser(t *testing.T) {
 		b.waitFor(`[...document.querySelectorAll('#schedules .schedule .title')].some(e => e.textContent === 'nightly')`, 10*time.Second)
 
 		b.do(chromedp.Click(`#nav a[data-page="webhooks"]`), chromedp.WaitVisible("#webhook-form"))
+		// The page's webhook form makes an endpoint and shows its secret once.
+		b.do(chromedp.SetValue("#wh-url", "http://127.0.0.1:9/hubexport-hook"), chromedp.SetValue("#wh-desc", "from the page"),
+			chromedp.Click(`#webhook-form button[type=submit]`))
+		b.waitFor(`document.querySelector('#webhook-form .secret-value, .secret-value') !== null`, 10*time.Second)
+		var hooks struct {
+			Data []struct {
+				URL, Description string
+			} `json:"data"`
+		}
+		s.do("GET", "/api/v1/webhooks", adminToken, nil).json(t, &hooks)
+		if len(hooks.Data) != 1 || hooks.Data[0].URL != "http://127.0.0.1:9/hubexport-hook" || hooks.Data[0].Description != "from the page" {
+			t.Errorf("webhooks after the page's form: %+v", hooks.Data)
+		}
 		b.do(chromedp.Click(`#nav a[data-page="exports"]`), chromedp.WaitVisible("#page-exports"))
 
 		b.do(chromedp.Click("#signout"), chromedp.WaitVisible("#token"))

@@ -361,6 +361,12 @@ func TestExportFlagsMakeParams(t *testing.T) {
 	if got, _ := json.Marshal(o.params); o.apiType != "database_restore" || string(got) != `{"backup_job_id":"exp_1","dry_run":true}` {
 		t.Fatalf("restore: %s %s", o.apiType, got)
 	}
+	if o, err = parseExportArgs([]string{"verify", "--backup-job-id", "exp_1", "--check", "SELECT true", "--check", "SELECT 1 = 1"}, lookup, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := json.Marshal(o.params); o.apiType != "backup_verify" || string(got) != `{"backup_job_id":"exp_1","checks":["SELECT true","SELECT 1 = 1"]}` {
+		t.Fatalf("verify: %s %s", o.apiType, got)
+	}
 }
 
 // meddler is a proxy in front of the API that can refuse event streams and

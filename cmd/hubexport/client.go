@@ -31,7 +31,7 @@ const exportUsage = `usage: hubexport export TYPE [flags]
 Request an export from a running hubexport API, follow it with a progress
 bar, download the file and check its SHA-256.
 
-TYPE is usage-logs, backup, restore, probe-logs or session (or any API
+TYPE is usage-logs, backup, restore, verify, probe-logs or session (or any API
 type name, such as usage_logs, for types added later: pass their params
 with --param).
 
@@ -61,6 +61,8 @@ restore:     --backup-job-id, --upload-id or --upload FILE (upload a dump
              first: its size and SHA-256 are declared, and the restore
              refuses any other bytes), --target-database-url,
              --clean-first, --skip-logs, --dry-run
+verify:      --backup-job-id (a restore drill of that backup), --check SQL
+             (a SELECT that must return true in the restored copy; repeatable)
 session:     --session-id, --sequence, --view before|after, --whole-session
 
 Exit status: 0 done; 1 the API refused, the job failed or the file did not
@@ -78,6 +80,7 @@ var cliTypes = map[string]string{
 	"probe-logs": "probe_logs",
 	"session":    "session_request",
 	"restore":    "database_restore",
+	"verify":     "backup_verify",
 }
 
 type paramKind int
@@ -137,6 +140,10 @@ var typeFlags = map[string][]paramFlag{
 		{"clean-first", "clean_first", kindBool, "drop the objects before restoring them"},
 		{"skip-logs", "skip_logs", kindBool, "leave out message_request rows"},
 		{"dry-run", "dry_run", kindBool, "only list the dump's contents"},
+	},
+	"backup_verify": {
+		{"backup-job-id", "backup_job_id", kindString, "drill the file of this backup job"},
+		{"check", "checks", kindList, "a SELECT that must return true in the restored copy (repeatable)"},
 	},
 	"session_request": {
 		{"session-id", "session_id", kindString, "the session"},
@@ -222,14 +229,14 @@ func parseExportArgs(args []string, lookup config.Lookup, stderr io.Writer) (*ex
 			fmt.Fprint(stderr, exportUsage)
 			return nil, flag.ErrHelp
 		}
-		return nil, usageError{errors.New("name the export type first: usage-logs, backup, restore, probe-logs or session (see hubexport export --help)")}
+		return nil, usageError{errors.New("name the export type first: usage-logs, backup, restore, verify, probe-logs or session (see hubexport export --help)")}
 	}
 	o := &exportOptions{params: map[string]any{}, server: "http://localhost:8080"}
 	o.apiType = args[0]
 	if t, ok := cliTypes[o.apiType]; ok {
 		o.apiType = t
 	} else if !validTypeName(o.apiType) {
-		return nil, usageError{fmt.Errorf("unknown export type %q; use usage-logs, backup, restore, probe-logs or session", args[0])}
+		return nil, usageError{fmt.Errorf("unknown export type %q; use usage-logs, backup, restore, verify, probe-logs or session", args[0])}
 	}
 	if v, ok := lookup("HUBEXPORT_SERVER"); ok && v != "" {
 		o.server = v

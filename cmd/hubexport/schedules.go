@@ -19,7 +19,7 @@ func newScheduleID() string { return export.ScheduleIDPrefix + ulid.Make().Strin
 // (CRUD) and the scheduler role (ticks, retention, freshness).
 func newSchedules(cfg *config.Config, d *deps, queue *jobs.Client, hooks *webhooks, log *slog.Logger) *export.Schedules {
 	return &export.Schedules{
-		Store: d.store, Queue: queue, Objects: d.objects, Overdue: hooks.dispatcher,
+		Store: d.store, Queue: queue, Objects: d.objects, Overdue: hooks.dispatcher, Verified: hooks.dispatcher,
 		ParseCron: jobs.ParseCron, AllowEvery: cfg.ScheduleAllowEvery, ArtifactRetention: cfg.ArtifactRetention,
 		Encryption: backupEncryption(cfg),
 		NewID:      newScheduleID, Now: time.Now, Log: log,
@@ -28,8 +28,8 @@ func newSchedules(cfg *config.Config, d *deps, queue *jobs.Client, hooks *webhoo
 
 // scheduleHook is the worker's part: a succeeded scheduled backup updates
 // the metrics and gets its schedule checked at once.
-func scheduleHook(queue *jobs.Client, m jobs.Metrics, log *slog.Logger) *jobs.ScheduleHook {
-	return &jobs.ScheduleHook{Queue: queue, Metrics: m, Log: log}
+func scheduleHook(queue *jobs.Client, m jobs.Metrics, sch *export.Schedules, log *slog.Logger) *jobs.ScheduleHook {
+	return &jobs.ScheduleHook{Queue: queue, Metrics: m, Schedules: sch, Log: log}
 }
 
 // startSchedules runs the scheduler role's backup schedules: the periodic

@@ -361,7 +361,7 @@ func TestWebhookGoneDisablesAndRetryAfter(t *testing.T) {
 	gone.respond = func(int) (int, http.Header) { return http.StatusGone, nil }
 	h := s.createHook(seed.UserKey, map[string]any{"url": gone.url()})
 	gone.trust(h.Secret)
-	if h.Admin || h.UserID != seed.UserID || len(h.Events) != 4 {
+	if h.Admin || h.UserID != seed.UserID || len(h.Events) != 6 {
 		t.Fatalf("user endpoint %+v, want every event type by default", h)
 	}
 	if r := s.do("POST", "/api/v1/webhooks/"+h.ID+"/test", seed.UserKey, nil); r.status != http.StatusAccepted {

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -29,5 +30,24 @@ func TestBackupConfig(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), name) {
 			t.Errorf("%s=%s: %v, want an error naming it", name, v, err)
 		}
+	}
+}
+
+func TestVerifyDatabaseURL(t *testing.T) {
+	t.Parallel()
+	c, err := Load(env(nil))
+	if err != nil || c.Backup.VerifyDatabaseURL != "" {
+		t.Fatalf("default: %q %v", c.Backup.VerifyDatabaseURL, err)
+	}
+	c, err = Load(env(map[string]string{"VERIFY_DATABASE_URL": "postgres://drills:s3cret@db:5432/postgres"}))
+	if err != nil || c.Backup.VerifyDatabaseURL != "postgres://drills:s3cret@db:5432/postgres" {
+		t.Fatalf("set: %q %v", c.Backup.VerifyDatabaseURL, err)
+	}
+	if attrs := fmt.Sprint(c.LogAttrs()...); strings.Contains(attrs, "s3cret") || !strings.Contains(attrs, "postgres://drills:xxxxx@db:5432/postgres") {
+		t.Errorf("log attrs %s", attrs)
+	}
+	_, err = Load(env(map[string]string{"VERIFY_DATABASE_URL": "mysql://drills@db/x"}))
+	if err == nil || !strings.Contains(err.Error(), "VERIFY_DATABASE_URL") || !strings.Contains(err.Error(), "postgres://") {
+		t.Errorf("bad URL: %v", err)
 	}
 }

@@ -101,6 +101,9 @@ type Backup struct {
 	// AgeIdentities decrypt encrypted dumps for restores
 	// (BACKUP_AGE_IDENTITY_FILE); nil when unset.
 	AgeIdentities *agefile.Identities
+	// VerifyDatabaseURL is where restore drills create their scratch
+	// databases (a role with CREATEDB); "" is DATABASE_URL's server.
+	VerifyDatabaseURL string
 }
 
 // S3 is the S3-compatible storage's settings.
@@ -174,6 +177,8 @@ func Load(lookup Lookup) (*Config, error) {
 		LockWait:      r.duration("BACKUP_LOCK_WAIT", 15*time.Minute),
 		LockRenew:     r.duration("BACKUP_LOCK_RENEW_INTERVAL", time.Minute),
 		Concurrency:   r.integer("BACKUP_CONCURRENCY", 1, 1, 64),
+
+		VerifyDatabaseURL: r.secret("VERIFY_DATABASE_URL"),
 	}
 	if tz := r.str("BACKUP_TIMEZONE", ""); tz != "" {
 		loc, err := time.LoadLocation(tz)
@@ -189,7 +194,10 @@ func Load(lookup Lookup) (*Config, error) {
 		r.fail("BACKUP_LOCK_RENEW_INTERVAL", "must be shorter than the backup lock's 5-minute TTL")
 	}
 
-	for _, v := range []struct{ name, val string }{{"DATABASE_URL", c.DatabaseURL}} {
+	for _, v := range []struct{ name, val string }{{"DATABASE_URL", c.DatabaseURL}, {"VERIFY_DATABASE_URL", c.Backup.VerifyDatabaseURL}} {
+		if v.val == "" && v.name != "DATABASE_URL" {
+			continue
+		}
 		if u, err := url.Parse(v.val); err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
 			r.fail(v.name, "must be a postgres:// URL, such as postgres://user:password@host:5432/claude_code_hub")
 		}
@@ -241,6 +249,7 @@ func (c *Config) LogAttrs() []any {
 	}
 	return []any{
 		"database_url", RedactURL(c.DatabaseURL),
+		"verify_database_url", RedactURL(c.Backup.VerifyDatabaseURL),
 		"redis_url", RedactURL(c.RedisURL),
 		"hub_redis_url", RedactURL(c.HubRedisURL),
 		"admin_token", set(c.AdminToken),

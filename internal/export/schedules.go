@@ -35,7 +35,9 @@ type Schedule struct {
 	Timezone  string    `json:"timezone"`
 	Mode      string    `json:"mode"`
 	Retention Retention `json:"retention"`
-	Enabled   bool      `json:"enabled"`
+	// Verify says which of its backups get a restore drill.
+	Verify  VerifyPolicy `json:"verify"`
+	Enabled bool         `json:"enabled"`
 	// Encrypt: the schedule's backups are age-encrypted, to the server's
 	// recipients and AgeRecipients. With the server's policy
 	// (BACKUP_AGE_RECIPIENTS) they are encrypted whatever it says.
@@ -51,8 +53,15 @@ type Schedule struct {
 	// OverdueSince is when backup.overdue was raised; cleared once a backup
 	// succeeds again.
 	OverdueSince *time.Time `json:"overdue_since,omitempty"`
-	CreatedAt    time.Time  `json:"created_at"`
-	UpdatedAt    time.Time  `json:"updated_at"`
+	// LastVerify is the outcome of the latest drill of its backups;
+	// LastVerifiedAt when a drill last passed.
+	LastVerify     *LastVerify `json:"last_verify,omitempty"`
+	LastVerifiedAt *time.Time  `json:"last_verified_at,omitempty"`
+	// Healthy is false while the schedule is overdue or its latest drill
+	// failed (computed on read).
+	Healthy   bool      `json:"healthy"`
+	CreatedAt time.Time `json:"created_at"`
+	UpdatedAt time.Time `json:"updated_at"`
 
 	// ActiveSince: slots before it are never run and freshness is measured
 	// from it until the first success. It is the creation time, reset when
@@ -73,6 +82,7 @@ type ScheduleInput struct {
 	Timezone  *string         `json:"timezone"`
 	Mode      *string         `json:"mode"`
 	Retention *RetentionInput `json:"retention"`
+	Verify    *VerifyPolicy   `json:"verify"`
 	Enabled   *bool           `json:"enabled"`
 	Encrypt   *bool           `json:"encrypt"`
 	// AgeRecipients, when given (even empty), replaces the schedule's own.
@@ -112,6 +122,16 @@ type ScheduleStore interface {
 	// whether it did; ClearOverdue unsets it.
 	MarkOverdue(ctx context.Context, id string, since time.Time) (bool, error)
 	ClearOverdue(ctx context.Context, id string) error
+	// NoteScheduledBackup counts successful backup backupID of schedule id
+	// (once, however often it is announced) and returns the schedule's
+	// verify policy and the backups counted since its last drill.
+	NoteScheduledBackup(ctx context.Context, id, backupID string) (VerifyPolicy, int, error)
+	// CreateScheduleDrill inserts drill j unless it exists (then created is
+	// false), makes it schedule id's latest drill and resets the count.
+	CreateScheduleDrill(ctx context.Context, j *Job, scheduleID string) (created bool, err error)
+	// RecordDrill records the outcome of drill jobID on the schedule whose
+	// latest drill it is; ErrScheduleNotFound when there is none.
+	RecordDrill(ctx context.Context, jobID string, passed bool, at time.Time) (*Schedule, error)
 	Audit(ctx context.Context, e AuditEntry) error
 }
 
@@ -153,8 +173,10 @@ type Schedules struct {
 	Store   ScheduleStore
 	Queue   Queue
 	Objects ObjectStore
-	// Overdue, if set, announces overdue schedules.
-	Overdue OverdueNotifier
+	// Overdue, if set, announces overdue schedules; Verified, if set, the
+	// outcome of scheduled drills.
+	Overdue  OverdueNotifier
+	Verified VerifyNotifier
 	// ParseCron reads 5-field specs and descriptors (Asynq's dialect).
 	ParseCron CronParser
 	// AllowEvery accepts "@every <duration>" specs, whose slots are
@@ -185,7 +207,8 @@ func (s *Schedules) Create(ctx context.Context, p Principal, in ScheduleInput) (
 		return nil, err
 	}
 	now := s.Now().UTC()
-	sch := &Schedule{Timezone: "UTC", Mode: BackupModeFull, Retention: Retention{KeepLast: DefaultKeepLast}, Enabled: true}
+	sch := &Schedule{Timezone: "UTC", Mode: BackupModeFull, Retention: Retention{KeepLast: DefaultKeepLast}, Enabled: true,
+		Verify: VerifyPolicy{Mode: VerifyNone}}
 	if in.Name == nil {
 		return nil, Invalid("name", "is required: a name for the schedule, such as \"nightly\"")
 	}
@@ -320,6 +343,9 @@ func (s *Schedules) apply(sch *Schedule, in ScheduleInput) error {
 			return err
 		}
 	}
+	if in.Verify != nil {
+		sch.Verify = *in.Verify
+	}
 	if in.Enabled != nil {
 		sch.Enabled = *in.Enabled
 	}
@@ -353,6 +379,7 @@ func (s *Schedules) apply(sch *Schedule, in ScheduleInput) error {
 
 // present fills the computed fields.
 func (s *Schedules) present(sch *Schedule) *Schedule {
+	sch.Healthy = sch.OverdueSince == nil && !sch.VerifyFailed()
 	sch.NextRunAt = nil
 	if sch.Enabled {
 		if t, err := s.Timing(sch); err == nil {
@@ -650,6 +677,10 @@ func (s *Schedules) CheckFreshness(ctx context.Context, sch *Schedule) error {
 		overdue, interval = Overdue(t, since, s.Now())
 		fresh = !overdue
 	}
+	// A backup whose drill failed is no backup to rely on.
+	if sch.Enabled && sch.VerifyFailed() {
+		fresh = false
+	}
 	if fresh {
 		if sch.OverdueSince == nil {
 			return nil
@@ -735,6 +766,9 @@ func scheduleAuditParams(in ScheduleInput) map[string]any {
 			}
 		}
 		params["retention"] = rp
+	}
+	if in.Verify != nil {
+		params["verify"] = *in.Verify
 	}
 	if in.Enabled != nil {
 		params["enabled"] = *in.Enabled

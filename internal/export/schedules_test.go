@@ -52,6 +52,10 @@ type memSchedules struct {
 	schedules map[string]*Schedule
 	jobs      map[string]*Job
 	audit     []AuditEntry
+
+	verifyBackups map[string]int
+	noted         map[string]string
+	lastDrill     map[string]string
 }
 
 func newMemSchedules() *memSchedules {
@@ -111,6 +115,47 @@ func (m *memSchedules) ClearOverdue(_ context.Context, id string) error {
 func (m *memSchedules) Audit(_ context.Context, e AuditEntry) error {
 	m.audit = append(m.audit, e)
 	return nil
+}
+
+func (m *memSchedules) NoteScheduledBackup(_ context.Context, id, backupID string) (VerifyPolicy, int, error) {
+	s, ok := m.schedules[id]
+	if !ok {
+		return VerifyPolicy{}, 0, ErrScheduleNotFound
+	}
+	if m.verifyBackups == nil {
+		m.verifyBackups, m.noted = map[string]int{}, map[string]string{}
+	}
+	if m.noted[id] != backupID {
+		m.verifyBackups[id]++
+	}
+	m.noted[id] = backupID
+	return s.Verify, m.verifyBackups[id], nil
+}
+func (m *memSchedules) CreateScheduleDrill(_ context.Context, j *Job, scheduleID string) (bool, error) {
+	if _, ok := m.jobs[j.ID]; ok {
+		return false, nil
+	}
+	m.jobs[j.ID] = j
+	if m.lastDrill == nil {
+		m.lastDrill = map[string]string{}
+	}
+	m.lastDrill[scheduleID] = j.ID
+	m.verifyBackups[scheduleID] = 0
+	return true, nil
+}
+func (m *memSchedules) RecordDrill(_ context.Context, jobID string, passed bool, at time.Time) (*Schedule, error) {
+	for id, d := range m.lastDrill {
+		if d == jobID {
+			s := m.schedules[id]
+			s.LastVerify = &LastVerify{JobID: jobID, At: at, Passed: passed}
+			if passed {
+				s.LastVerifiedAt = &at
+			}
+			c := *s
+			return &c, nil
+		}
+	}
+	return nil, ErrScheduleNotFound
 }
 
 type nopQueue struct{ queued []string }

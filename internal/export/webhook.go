@@ -22,6 +22,10 @@ const (
 	// EventBackupOverdue is raised by scheduled backups that stopped
 	// succeeding (a dead man's switch).
 	EventBackupOverdue = "backup.overdue"
+	// EventBackupVerified and EventBackupVerifyFailed announce the outcome
+	// of a scheduled backup's restore drill.
+	EventBackupVerified     = "backup.verified"
+	EventBackupVerifyFailed = "backup.verify_failed"
 	// EventWebhookTest is what POST /webhooks/{id}/test sends. Endpoints
 	// cannot subscribe to it: it goes to the endpoint tested, only.
 	EventWebhookTest = "webhook.test"
@@ -29,7 +33,8 @@ const (
 
 // EventTypes lists the events an endpoint may subscribe to.
 func EventTypes() []string {
-	return []string{EventExportSucceeded, EventExportFailed, EventExportCanceled, EventBackupOverdue}
+	return []string{EventExportSucceeded, EventExportFailed, EventExportCanceled, EventBackupOverdue,
+		EventBackupVerified, EventBackupVerifyFailed}
 }
 
 // EventFor is the event announcing that a job ended with status s; "" when

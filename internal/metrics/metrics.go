@@ -58,6 +58,7 @@ type Metrics struct {
 
 	mu       sync.Mutex
 	backupAt map[string]float64
+	verifyAt map[string]float64
 
 	jobsFinished *prometheus.CounterVec
 	jobDuration  *prometheus.HistogramVec
@@ -67,6 +68,7 @@ type Metrics struct {
 	lockWaitSecs *prometheus.CounterVec
 	webhooks     *prometheus.CounterVec
 	lastBackup   *prometheus.GaugeVec
+	lastVerified *prometheus.GaugeVec
 }
 
 // New builds the registry with hubexport's metrics and the Go runtime and
@@ -76,6 +78,7 @@ func New(o Options) *Metrics {
 		reg:      prometheus.NewRegistry(),
 		log:      o.Log,
 		backupAt: map[string]float64{},
+		verifyAt: map[string]float64{},
 		jobsFinished: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: namespace, Name: "jobs_finished_total",
 			Help: "Export jobs that reached a final status in this process, by type and status (succeeded, failed, canceled).",
@@ -110,6 +113,10 @@ func New(o Options) *Metrics {
 			Namespace: namespace, Name: "last_successful_backup_timestamp_seconds",
 			Help: "Unix time of the last successful backup of each schedule seen by this process.",
 		}, []string{"schedule"}),
+		lastVerified: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Namespace: namespace, Name: "backup_last_verified_timestamp_seconds",
+			Help: "Unix time of the last restore drill that passed, of each schedule seen by this process.",
+		}, []string{"schedule"}),
 	}
 	for _, t := range o.Types {
 		for _, s := range finalStatuses {
@@ -126,7 +133,7 @@ func New(o Options) *Metrics {
 	}
 	m.reg.MustRegister(
 		m.jobsFinished, m.jobDuration, m.rows, m.bytes,
-		m.lockWaits, m.lockWaitSecs, m.webhooks, m.lastBackup,
+		m.lockWaits, m.lockWaitSecs, m.webhooks, m.lastBackup, m.lastVerified,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)
@@ -200,6 +207,21 @@ func (m *Metrics) BackupSucceeded(schedule string, at time.Time) {
 	if v > m.backupAt[schedule] {
 		m.backupAt[schedule] = v
 		m.lastBackup.WithLabelValues(schedule).Set(v)
+	}
+}
+
+// BackupVerified records the time a restore drill of schedule's backups
+// passed.
+func (m *Metrics) BackupVerified(schedule string, at time.Time) {
+	if m == nil {
+		return
+	}
+	v := float64(at.UnixNano()) / 1e9
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if v > m.verifyAt[schedule] {
+		m.verifyAt[schedule] = v
+		m.lastVerified.WithLabelValues(schedule).Set(v)
 	}
 }
 

@@ -23,6 +23,9 @@ type RestoreOptions struct {
 	SkipLogs bool
 	// DryRun only lists the dump; nothing connects to Target.
 	DryRun bool
+	// NoOwner restores every object as the connecting role, without the dump's owners and
+	// grants (--no-owner --no-privileges): a restore drill's role may only have CREATEDB.
+	NoOwner bool
 	// ExcludeSchemas are not restored (--exclude-schema).
 	ExcludeSchemas []string
 	// OnLine, when set, gets each line pg_restore writes (with --verbose, one per object:
@@ -45,7 +48,13 @@ type RestoreResult struct {
 func restoreArgs(o RestoreOptions, listFile, dumpPath string) []string {
 	a := append([]string{"--verbose", "--no-password"}, o.Target.args()...)
 	if o.CleanFirst {
-		a = append(a, "--clean", "--if-exists", "--no-owner")
+		a = append(a, "--clean", "--if-exists")
+	}
+	if o.CleanFirst || o.NoOwner {
+		a = append(a, "--no-owner")
+	}
+	if o.NoOwner {
+		a = append(a, "--no-privileges")
 	}
 	if listFile != "" {
 		a = append(a, "--use-list="+listFile)

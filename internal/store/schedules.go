@@ -18,14 +18,21 @@ var _ export.ScheduleStore = (*Store)(nil)
 const scheduleColumns = `s.id, s.name, s.cron, s.timezone, s.mode, s.keep_last, s.keep_hourly, s.keep_daily, s.keep_weekly,
 	s.keep_monthly, s.keep_yearly, s.max_age_days, s.enabled,
 	s.encrypt, s.age_recipients, s.active_since, s.last_slot_at, s.overdue_since, s.created_at, s.updated_at,
+	s.verify, s.verify_every_nth, s.last_verify_job_id, s.last_verify_at, s.last_verify_passed, s.last_verified_at,
 	(SELECT max(j.finished_at) FROM hubexport.jobs j
 	  WHERE j.schedule_id = s.id AND j.status IN ('succeeded', 'expired'))`
 
 func scanSchedule(row pgx.Row) (*export.Schedule, error) {
-	var sc export.Schedule
+	var (
+		sc         export.Schedule
+		verifyJob  *string
+		verifyAt   *time.Time
+		verifyPass *bool
+	)
 	err := row.Scan(&sc.ID, &sc.Name, &sc.Cron, &sc.Timezone, &sc.Mode, &sc.Retention.KeepLast, &sc.Retention.KeepHourly,
 		&sc.Retention.KeepDaily, &sc.Retention.KeepWeekly, &sc.Retention.KeepMonthly, &sc.Retention.KeepYearly, &sc.Retention.MaxAgeDays,
-		&sc.Enabled, &sc.Encrypt, &sc.AgeRecipients, &sc.ActiveSince, &sc.LastSlotAt, &sc.OverdueSince, &sc.CreatedAt, &sc.UpdatedAt, &sc.LastSuccessAt)
+		&sc.Enabled, &sc.Encrypt, &sc.AgeRecipients, &sc.ActiveSince, &sc.LastSlotAt, &sc.OverdueSince, &sc.CreatedAt, &sc.UpdatedAt,
+		&sc.Verify.Mode, &sc.Verify.EveryNth, &verifyJob, &verifyAt, &verifyPass, &sc.LastVerifiedAt, &sc.LastSuccessAt)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, export.ErrScheduleNotFound
 	}
@@ -34,6 +41,10 @@ func scanSchedule(row pgx.Row) (*export.Schedule, error) {
 	}
 	sc.ActiveSince, sc.CreatedAt, sc.UpdatedAt = sc.ActiveSince.UTC(), sc.CreatedAt.UTC(), sc.UpdatedAt.UTC()
 	sc.LastSlotAt, sc.OverdueSince, sc.LastSuccessAt = utcPtr(sc.LastSlotAt), utcPtr(sc.OverdueSince), utcPtr(sc.LastSuccessAt)
+	sc.LastVerifiedAt = utcPtr(sc.LastVerifiedAt)
+	if verifyJob != nil && verifyAt != nil && verifyPass != nil {
+		sc.LastVerify = &export.LastVerify{JobID: *verifyJob, At: verifyAt.UTC(), Passed: *verifyPass}
+	}
 	return &sc, nil
 }
 
@@ -69,12 +80,12 @@ func (s *Store) schedules(ctx context.Context, what, q string, args ...any) ([]*
 func (s *Store) CreateSchedule(ctx context.Context, sc *export.Schedule) (*export.Schedule, error) {
 	out, err := scanSchedule(s.pool.QueryRow(ctx, `WITH s AS (INSERT INTO hubexport.schedules
 		(id, name, cron, timezone, mode, keep_last, max_age_days, enabled, active_since, created_at, updated_at,
-		 keep_hourly, keep_daily, keep_weekly, keep_monthly, keep_yearly, encrypt, age_recipients)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10, $11, $12, $13, $14, $15, $16, $17) RETURNING *)
+		 keep_hourly, keep_daily, keep_weekly, keep_monthly, keep_yearly, encrypt, age_recipients, verify, verify_every_nth)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19) RETURNING *)
 		SELECT `+scheduleColumns+` FROM s`,
 		sc.ID, sc.Name, sc.Cron, sc.Timezone, sc.Mode, sc.Retention.KeepLast, sc.Retention.MaxAgeDays, sc.Enabled,
 		sc.ActiveSince, sc.CreatedAt, sc.Retention.KeepHourly, sc.Retention.KeepDaily, sc.Retention.KeepWeekly,
-		sc.Retention.KeepMonthly, sc.Retention.KeepYearly, sc.Encrypt, recipientsArray(sc.AgeRecipients)))
+		sc.Retention.KeepMonthly, sc.Retention.KeepYearly, sc.Encrypt, recipientsArray(sc.AgeRecipients), verifyMode(sc.Verify), sc.Verify.EveryNth))
 	if err != nil {
 		return nil, fmt.Errorf("store: create schedule: %w", err)
 	}
@@ -125,13 +136,13 @@ func (s *Store) UpdateSchedule(ctx context.Context, sc *export.Schedule) (*expor
 	out, err := scanSchedule(s.pool.QueryRow(ctx, `WITH s AS (UPDATE hubexport.schedules SET name = $2, cron = $3,
 		timezone = $4, mode = $5, keep_last = $6, max_age_days = $7, enabled = $8, active_since = $9, updated_at = $10,
 		keep_hourly = $11, keep_daily = $12, keep_weekly = $13, keep_monthly = $14, keep_yearly = $15,
-		encrypt = $16, age_recipients = $17,
+		encrypt = $16, age_recipients = $17, verify = $18, verify_every_nth = $19,
 		overdue_since = CASE WHEN active_since IS DISTINCT FROM $9 THEN NULL ELSE overdue_since END
 		WHERE id = $1 RETURNING *)
 		SELECT `+scheduleColumns+` FROM s`,
 		sc.ID, sc.Name, sc.Cron, sc.Timezone, sc.Mode, sc.Retention.KeepLast, sc.Retention.MaxAgeDays, sc.Enabled,
 		sc.ActiveSince, sc.UpdatedAt, sc.Retention.KeepHourly, sc.Retention.KeepDaily, sc.Retention.KeepWeekly,
-		sc.Retention.KeepMonthly, sc.Retention.KeepYearly, sc.Encrypt, recipientsArray(sc.AgeRecipients)))
+		sc.Retention.KeepMonthly, sc.Retention.KeepYearly, sc.Encrypt, recipientsArray(sc.AgeRecipients), verifyMode(sc.Verify), sc.Verify.EveryNth))
 	if err != nil && !errors.Is(err, export.ErrScheduleNotFound) {
 		return nil, fmt.Errorf("store: update schedule %s: %w", sc.ID, err)
 	}
@@ -223,4 +234,81 @@ func (s *Store) ClearOverdue(ctx context.Context, id string) error {
 		return fmt.Errorf("store: clear schedule %s overdue: %w", id, err)
 	}
 	return nil
+}
+
+func verifyMode(v export.VerifyPolicy) string {
+	if v.Mode == "" {
+		return export.VerifyNone
+	}
+	return v.Mode
+}
+
+// NoteScheduledBackup implements export.ScheduleStore.
+func (s *Store) NoteScheduledBackup(ctx context.Context, id, backupID string) (export.VerifyPolicy, int, error) {
+	var (
+		v export.VerifyPolicy
+		n int
+	)
+	err := s.pool.QueryRow(ctx, `UPDATE hubexport.schedules
+		SET verify_backups = CASE WHEN verify = 'none' THEN 0
+		                          WHEN verify_noted_job IS NOT DISTINCT FROM $2 THEN verify_backups
+		                          ELSE verify_backups + 1 END,
+		    verify_noted_job = $2
+		WHERE id = $1 RETURNING verify, verify_every_nth, verify_backups`, id, backupID).Scan(&v.Mode, &v.EveryNth, &n)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return v, 0, export.ErrScheduleNotFound
+	}
+	if err != nil {
+		return v, 0, fmt.Errorf("store: note backup of schedule %s: %w", id, err)
+	}
+	return v, n, nil
+}
+
+// CreateScheduleDrill implements export.ScheduleStore.
+func (s *Store) CreateScheduleDrill(ctx context.Context, j *export.Job, scheduleID string) (bool, error) {
+	var created bool
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		tag, err := tx.Exec(ctx, `INSERT INTO hubexport.jobs
+			(id, type, format, status, params, user_id, key_id, request_hash, created_at, updated_at)
+			VALUES ($1, $2, $3, 'queued', $4, $5, $6, $7, $8, $8)
+			ON CONFLICT (id) DO NOTHING`,
+			j.ID, j.Type, j.Format, []byte(j.Params), j.UserID, j.KeyID, j.RequestHash, j.CreatedAt)
+		if err != nil {
+			return err
+		}
+		created = tag.RowsAffected() == 1
+		if !created {
+			return nil
+		}
+		if _, err := tx.Exec(ctx, `INSERT INTO hubexport.schedule_drills (job_id, schedule_id) VALUES ($1, $2)
+			ON CONFLICT (job_id) DO NOTHING`, j.ID, scheduleID); err != nil {
+			return err
+		}
+		_, err = tx.Exec(ctx, `UPDATE hubexport.schedules SET last_verify_job_id = $2, verify_backups = 0 WHERE id = $1`, scheduleID, j.ID)
+		return err
+	})
+	if err != nil {
+		return false, fmt.Errorf("store: create drill %s: %w", j.ID, err)
+	}
+	return created, nil
+}
+
+// RecordDrill implements export.ScheduleStore.
+func (s *Store) RecordDrill(ctx context.Context, jobID string, passed bool, at time.Time) (*export.Schedule, error) {
+	// An outcome older than the one recorded (drills overtaking each other)
+	// leaves the schedule as it is, but is still its drill.
+	sc, err := scanSchedule(s.pool.QueryRow(ctx, `WITH s AS (UPDATE hubexport.schedules SET last_verify_at = $3,
+		last_verify_passed = $2, last_verify_job_id = $1,
+		last_verified_at = CASE WHEN $2 THEN $3 ELSE last_verified_at END
+		WHERE id = (SELECT schedule_id FROM hubexport.schedule_drills WHERE job_id = $1)
+		  AND (last_verify_at IS NULL OR last_verify_at <= $3) RETURNING *)
+		SELECT `+scheduleColumns+` FROM s
+		UNION ALL
+		SELECT `+scheduleColumns+` FROM hubexport.schedules s
+		WHERE s.id = (SELECT schedule_id FROM hubexport.schedule_drills WHERE job_id = $1) AND NOT EXISTS (SELECT 1 FROM s)`,
+		jobID, passed, at))
+	if err != nil && !errors.Is(err, export.ErrScheduleNotFound) {
+		return nil, fmt.Errorf("store: record drill %s: %w", jobID, err)
+	}
+	return sc, err
 }

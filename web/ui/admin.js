@@ -7,7 +7,7 @@ import { el, clear } from './dom.js';
 import { describe, fmtTime } from './jobs.js';
 import { zonedToUTC, showFieldErrors, splitLines } from './forms.js';
 
-const eventTypes = ['export.succeeded', 'export.failed', 'export.canceled', 'backup.overdue'];
+const eventTypes = ['export.succeeded', 'export.failed', 'export.canceled', 'backup.overdue', 'backup.verified', 'backup.verify_failed'];
 const browserZone = Intl.DateTimeFormat().resolvedOptions().timeZone || 'UTC';
 
 function errorLine() {
@@ -181,11 +181,7 @@ export function webhooksPage(section, { onUnauthorized }) {
       events: [...form.querySelectorAll('input[name="events"]:checked')].map((i) => i.value),
       description: desc.value.trim(),
       enabled: enabled.checked,
-      // The schedule's own recipients, replaced whole; unchecked encrypt is
-      // left out, so a server whose policy encrypts never sees false.
-      age_recipients: splitLines(recipients.value),
     };
-    if (encrypt.checked) body.encrypt = true;
     try {
       const ep = await api('POST', '/api/v1/webhooks', body);
       showSecret(ep);
@@ -252,6 +248,15 @@ export function auditPage(section, { onUnauthorized }) {
 
 const backupModes = ['full', 'exclude_logs', 'ledger_only'];
 
+// verifyText says a schedule's drill policy and how its last drill went.
+function verifyText(sch) {
+  const v = sch.verify || 'none';
+  if (v === 'none') return '';
+  const policy = typeof v === 'object' ? t('sc.verify.nth', { n: v.every_nth }) : t('sc.verify.' + v);
+  const last = sch.last_verified_at ? fmtTime(sch.last_verified_at) : '—';
+  return `${policy} · ${t('sc.lastVerified')}: ${last}`;
+}
+
 export function schedulesPage(section, { onUnauthorized }) {
   clear(section);
   let editing = null; // the schedule being edited, or null for a new one
@@ -264,6 +269,8 @@ export function schedulesPage(section, { onUnauthorized }) {
   const maxAge = input('retention.max_age_days', { inputmode: 'numeric', value: '0' });
   const calendar = ['hourly', 'daily', 'weekly', 'monthly', 'yearly'];
   const keepPeriod = Object.fromEntries(calendar.map((p) => [p, input('retention.keep_' + p, { inputmode: 'numeric', value: '0' })]));
+  const verify = el('select', { id: 'sc-verify', name: 'verify' }, ...['none', 'every', 'every_nth'].map((v) => el('option', { value: v }, t('sc.verify.' + v))));
+  const verifyNth = input('verify.every_nth', { inputmode: 'numeric', value: '7' });
   const enabled = el('input', { id: 'sc-enabled', name: 'enabled', type: 'checkbox', checked: true });
   const encrypt = el('input', { id: 'sc-encrypt', name: 'encrypt', type: 'checkbox' });
   const recipients = el('textarea', { id: 'sc-age_recipients', name: 'age_recipients', rows: '2', autocomplete: 'off', spellcheck: 'false' });
@@ -282,6 +289,8 @@ export function schedulesPage(section, { onUnauthorized }) {
       field('sc.keepLast', keepLast),
       ...calendar.map((p) => field('sc.keep.' + p, keepPeriod[p], p === 'hourly' ? t('sc.keepPeriodHelp') : null)),
       field('sc.maxAgeDays', maxAge, t('sc.maxAgeHelp')),
+      field('sc.verify', verify, t('sc.verifyHelp')),
+      field('sc.verifyNth', verifyNth),
       el('div', { class: 'field check', 'data-field': 'enabled' }, enabled, el('label', { for: 'sc-enabled' }, t('wh.enabled'))),
       el('div', { class: 'field check', 'data-field': 'encrypt' }, encrypt, el('label', { for: 'sc-encrypt' }, t('field.encrypt')),
         el('span', { class: 'field-error', hidden: true })),
@@ -303,6 +312,9 @@ export function schedulesPage(section, { onUnauthorized }) {
       keepLast.value = String(sch.retention.keep_last);
       maxAge.value = String(sch.retention.max_age_days);
       for (const p of calendar) keepPeriod[p].value = String(sch.retention['keep_' + p] || 0);
+      const v = sch.verify || 'none';
+      verify.value = typeof v === 'string' ? v : 'every_nth';
+      if (typeof v === 'object') verifyNth.value = String(v.every_nth);
       enabled.checked = sch.enabled;
       encrypt.checked = sch.encrypt;
       recipients.value = (sch.age_recipients || []).join('\n');
@@ -333,17 +345,21 @@ export function schedulesPage(section, { onUnauthorized }) {
     const when = [
       sch.next_run_at ? `${t('sc.nextRun')}: ${fmtTime(sch.next_run_at)}` : '',
       `${t('sc.lastSuccess')}: ${sch.last_success_at ? fmtTime(sch.last_success_at) : '—'}`,
+      verifyText(sch),
     ].filter(Boolean).join(' · ');
+    const drillFailed = sch.last_verify && !sch.last_verify.passed;
     node.append(...[
       el('div', { class: 'item-head' },
         el('span', { class: 'title' }, sch.name),
         el('span', { class: 'status ' + (sch.enabled ? 'status-succeeded' : 'status-canceled') }, sch.enabled ? t('wh.on') : t('wh.off')),
         sch.overdue_since ? el('span', { class: 'status status-failed' }, t('sc.overdue')) : null,
         sch.encrypt ? el('span', { class: 'status status-succeeded' }, t('sc.encrypted')) : null,
+        drillFailed ? el('span', { class: 'status status-failed verify-failed' }, t('sc.verifyFailed')) : null,
         el('code', { class: 'id' }, sch.id)),
       el('p', { class: 'meta' }, `${sch.cron} (${sch.timezone}) · ${t('opt.mode.' + sch.mode)} · ${t('sc.retention', { n: r.keep_last })}${calendar.filter((p) => r['keep_' + p]).map((p) => ' · ' + t('sc.keeps.' + p, { n: r['keep_' + p] })).join('')}${r.max_age_days ? ' · ' + t('sc.maxAge', { d: r.max_age_days }) : ''}`),
       el('p', { class: 'meta' }, when),
       sch.overdue_since ? el('p', { class: 'job-error' }, t('sc.overdueSince', { time: fmtTime(sch.overdue_since) })) : null,
+      drillFailed ? el('p', { class: 'job-error' }, t('sc.verifyFailedAt', { time: fmtTime(sch.last_verify.at), job: sch.last_verify.job_id })) : null,
       el('div', { class: 'actions' },
         act(t('sc.editButton'), '', async () => edit(sch)),
         act(sch.enabled ? t('wh.disable') : t('wh.enable'), '', async () => {
@@ -376,6 +392,7 @@ export function schedulesPage(section, { onUnauthorized }) {
         ...Object.fromEntries(calendar.map((p) => ['keep_' + p, int(keepPeriod[p].value)])),
         max_age_days: int(maxAge.value),
       },
+      verify: verify.value === 'every_nth' ? { every_nth: int(verifyNth.value) } : verify.value,
       enabled: enabled.checked,
       // The schedule's own recipients, replaced whole; unchecked encrypt is
       // left out, so a server whose policy encrypts never sees false.

@@ -25,6 +25,22 @@ function sleep(ms, signal) {
   });
 }
 
+// detailsShown is what a card lists of a result's details: a backup's
+// manifest and a drill's per-table lines are summed up, not printed whole.
+function detailsShown(type, details) {
+  if (!details || typeof details !== 'object') return details;
+  const d = { ...details };
+  if (d.manifest && typeof d.manifest === 'object') {
+    d.manifest = `${(d.manifest.tables || []).length} tables, ${d.manifest.total_rows} rows`;
+  }
+  if (type === 'backup_verify' && Array.isArray(d.tables)) {
+    const ok = d.tables.filter((x) => x.ok).length;
+    d.tables = `${ok}/${d.tables.length} match`;
+    if (Array.isArray(d.checks)) d.checks = `${d.checks.filter((x) => x.ok).length}/${d.checks.length} true`;
+  }
+  return d;
+}
+
 export function fmtTime(iso) {
   if (!iso) return '—';
   const d = new Date(iso);
@@ -203,11 +219,13 @@ export class JobList {
         el('button', { type: 'button', class: 'download primary', hidden: true }),
         el('button', { type: 'button', class: 'cancel', hidden: true }),
         el('button', { type: 'button', class: 'delete danger', hidden: true }),
+        el('button', { type: 'button', class: 'verify', hidden: true }),
         el('a', { class: 'link', rel: 'noreferrer', hidden: true })),
       el('p', { class: 'action-error', role: 'alert', hidden: true }));
     node.querySelector('.download').addEventListener('click', () => this.download(id));
     node.querySelector('.cancel').addEventListener('click', () => this.cancel(id, false));
     node.querySelector('.delete').addEventListener('click', () => this.cancel(id, true));
+    node.querySelector('.verify').addEventListener('click', () => this.verify(id));
     return node;
   }
 
@@ -247,7 +265,7 @@ export class JobList {
     const r = job.result;
     // A job without a file (a restore) has a result but nothing to download.
     const file = r && r.filename;
-    q('.details').textContent = r ? pairs(r.details) : '';
+    q('.details').textContent = r ? pairs(detailsShown(job.type, r.details)) : '';
     q('.details').hidden = !q('.details').textContent;
     const set = (cls, label, value, title) => {
       const f = q('.fact.' + cls);
@@ -281,6 +299,9 @@ export class JobList {
     const del = q('.delete');
     del.hidden = job.status !== 'succeeded' || !file;
     del.textContent = t('deleteFile');
+    const verify = q('.verify');
+    verify.hidden = !(this.me.admin && job.type === 'database_backup' && job.status === 'succeeded');
+    verify.textContent = t('verifyBackup');
     if (job.status !== 'succeeded') q('.link').hidden = true;
   }
 
@@ -316,6 +337,16 @@ export class JobList {
       if (err instanceof ApiError && (err.status === 409 || err.status === 410)) {
         try { this.update(await api('GET', jobPath(id))); } catch { /* the error above says enough */ }
       }
+    }
+  }
+
+  // verify queues a restore drill of a succeeded backup and shows it.
+  async verify(id) {
+    this.actionError(id, null);
+    try {
+      this.add(await api('POST', '/api/v1/exports', { type: 'backup_verify', params: { backup_job_id: id } }));
+    } catch (err) {
+      this.actionError(id, err);
     }
   }
 
