@@ -28,7 +28,7 @@ const backupVerifyQueue = QueueBackups
 // NewBackupVerifyTask builds the task of backup_verify job jobID. A drill
 // may run again: each attempt starts from a fresh scratch database.
 func NewBackupVerifyTask(jobID string) *asynq.Task {
-	return newJobTask(TypeBackupVerify, jobID, asynq.Queue(backupVerifyQueue), asynq.MaxRetry(2), asynq.Timeout(6*time.Hour))
+	return newJobTask(TypeBackupVerify, jobID, asynq.Queue(backupVerifyQueue), asynq.MaxRetry(jobTaskMaxRetry), asynq.Timeout(6*time.Hour))
 }
 
 // checkTimeoutMS bounds each admin-given check.

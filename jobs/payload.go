@@ -29,6 +29,7 @@ var failureBudgets = map[string]int{
 	TypeUsageLogs:      3,
 	TypeSessionRequest: 3,
 	TypeDatabaseBackup: 2,
+	TypeBackupVerify:   2,
 }
 
 // PoisonCrashes is how many attempts in a row may end with their worker

@@ -293,7 +293,9 @@ func TestBackupVerifyCorrupted(t *testing.T) {
 // the backup has released the lock.
 func TestBackupVerifyWaitsForBackup(t *testing.T) {
 	t.Parallel()
-	s := newStack(t, withEnv("WORKER_CONCURRENCY", "4"))
+	// Two backup slots, so the drill runs beside the backup and waits on the
+	// lock itself (with one, it would wait in the queue).
+	s := newStack(t, withEnv("WORKER_CONCURRENCY", "4"), withEnv("BACKUP_CONCURRENCY", "2"))
 	p := s.start("serve")
 	first := s.finish(s.backup(""), time.Minute)
 
@@ -341,7 +343,7 @@ func TestBackupVerifyWaitsForBackup(t *testing.T) {
 func TestBackupVerifyCrashDropsScratch(t *testing.T) {
 	t.Parallel()
 	s := newStack(t, withEnv("CLEANUP_INTERVAL", "1s"))
-	s.start("api")
+	api := s.start("api")
 	w1 := s.start("worker")
 	b := s.finish(s.backup(""), time.Minute)
 	m := manifestOf(t, b)
@@ -392,10 +394,16 @@ func TestBackupVerifyCrashDropsScratch(t *testing.T) {
 		t.Fatal("the scratch database is gone before any cleanup ran")
 	}
 
+	// Every role runs the maintenance pass: whichever gets there first drops it.
 	w2 := s.start("worker")
-	s.start("scheduler")
+	sched := s.start("scheduler")
 	until(t, 60*time.Second, "the maintenance pass drops the orphaned scratch database", func() bool {
-		return len(events(t, "scratch_database_orphan_dropped", w2)) > 0
+		for _, p := range []*proc{api, w2, sched} {
+			if len(events(t, "scratch_database_orphan_dropped", p)) > 0 {
+				return true
+			}
+		}
+		return false
 	})
 	if hasScratch(s.scratchDatabases(), v) && s.job(v).Attempts < 2 {
 		t.Fatal("the scratch database is still there")
