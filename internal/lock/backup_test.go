@@ -25,13 +25,22 @@ func TestMain(m *testing.M) { testenv.Main(m) }
 // A value shaped like CCH's lockId: "<Date.now()>-<random base36>".
 const cchValue = "1769682600000-k3j9x2q"
 
-func redisClient(t *testing.T, addr string) *redis.Client {
+// redisClient talks to addr's database db: the test's own (testenv.Redis.DB), which is not 0
+// when the tests share one server (TEST_REDIS_URL).
+func redisClient(t *testing.T, addr string, db int) *redis.Client {
 	t.Helper()
 	// No retries and short timeouts: a test about an unreachable Redis must not wait on it.
-	c := redis.NewClient(&redis.Options{Addr: addr, MaxRetries: -1, DialerRetries: 1, DialTimeout: 300 * time.Millisecond,
+	c := redis.NewClient(&redis.Options{Addr: addr, DB: db, MaxRetries: -1, DialerRetries: 1, DialTimeout: 300 * time.Millisecond,
 		ReadTimeout: 300 * time.Millisecond, WriteTimeout: 300 * time.Millisecond})
 	t.Cleanup(func() { c.Close() })
 	return c
+}
+
+// testRedis is a client of a fresh Redis database of the test's own.
+func testRedis(t *testing.T) *redis.Client {
+	t.Helper()
+	r := testenv.NewRedis(t)
+	return redisClient(t, r.Addr, r.DB)
 }
 
 func pgPool(t *testing.T) *pgxpool.Pool {
@@ -53,7 +62,7 @@ func unreachableRedis(t *testing.T) *redis.Client {
 	}
 	addr := l.Addr().String()
 	l.Close()
-	return redisClient(t, addr)
+	return redisClient(t, addr, 0)
 }
 
 type logBuffer struct {
@@ -103,10 +112,10 @@ func TestBackupLockExcludes(t *testing.T) {
 	t.Parallel()
 	setups := map[string]func(t *testing.T) (redis.UniversalClient, *pgxpool.Pool, string){
 		"RedisAndPostgres": func(t *testing.T) (redis.UniversalClient, *pgxpool.Pool, string) {
-			return redisClient(t, testenv.NewRedis(t).Addr), pgPool(t), "redis+postgres"
+			return testRedis(t), pgPool(t), "redis+postgres"
 		},
 		"RedisOnly": func(t *testing.T) (redis.UniversalClient, *pgxpool.Pool, string) {
-			return redisClient(t, testenv.NewRedis(t).Addr), nil, "redis"
+			return testRedis(t), nil, "redis"
 		},
 		"PostgresFallback": func(t *testing.T) (redis.UniversalClient, *pgxpool.Pool, string) {
 			return unreachableRedis(t), pgPool(t), "postgres"
@@ -163,7 +172,7 @@ func TestBackupLockExcludes(t *testing.T) {
 // acquirer reports the wait, then takes the lock once CCH releases it.
 func TestBackupLockWaitsForCCH(t *testing.T) {
 	t.Parallel()
-	rdb := redisClient(t, testenv.NewRedis(t).Addr)
+	rdb := testRedis(t)
 	if ok, err := rdb.SetNX(t.Context(), lock.BackupKey, cchValue, 5*time.Minute).Result(); !ok || err != nil {
 		t.Fatalf("CCH's SET NX: %v %v", ok, err)
 	}
@@ -228,7 +237,7 @@ func TestBackupLockWaitsForCCH(t *testing.T) {
 
 func TestBackupLockConflictAfterDeadline(t *testing.T) {
 	t.Parallel()
-	rdb := redisClient(t, testenv.NewRedis(t).Addr)
+	rdb := testRedis(t)
 	rdb.Set(t.Context(), lock.BackupKey, cchValue, time.Minute)
 	o := fast(nil)
 	o.Wait = 300 * time.Millisecond
@@ -262,7 +271,7 @@ func TestBackupLockConflictAfterDeadline(t *testing.T) {
 
 func TestBackupLockRenewalOutlivesTTL(t *testing.T) {
 	t.Parallel()
-	rdb := redisClient(t, testenv.NewRedis(t).Addr)
+	rdb := testRedis(t)
 	log, logs := newLog()
 	o := fast(log)
 	o.TTL, o.RenewEvery = 500*time.Millisecond, 100*time.Millisecond
@@ -296,7 +305,7 @@ func TestBackupLockLost(t *testing.T) {
 	} {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
-			rdb := redisClient(t, testenv.NewRedis(t).Addr)
+			rdb := testRedis(t)
 			log, logs := newLog()
 			o := fast(log)
 			o.TTL, o.RenewEvery = 2*time.Second, 50*time.Millisecond
@@ -406,8 +415,8 @@ func TestBackupLockFallbackRecoversRedis(t *testing.T) {
 	t.Parallel()
 	srv := testenv.NewRedis(t)
 	proxy := testenv.NewProxy(t, srv.Addr)
-	rdb := redisClient(t, proxy.Addr())
-	direct := redisClient(t, srv.Addr)
+	rdb := redisClient(t, proxy.Addr(), srv.DB)
+	direct := redisClient(t, srv.Addr, srv.DB)
 	log, logs := newLog()
 	o := fast(log)
 	o.TTL, o.RenewEvery = 2*time.Second, 50*time.Millisecond
@@ -462,7 +471,7 @@ func TestBackupLockFallbackConnectionLoss(t *testing.T) {
 // (hubexport:<job id>:<random>) at once; another job's key, or CCH's, it waits for.
 func TestBackupLockTakesOverOwnStaleKey(t *testing.T) {
 	t.Parallel()
-	rdb := redisClient(t, testenv.NewRedis(t).Addr)
+	rdb := testRedis(t)
 	pool := pgPool(t)
 	ctx := t.Context()
 	log, logs := newLog()
