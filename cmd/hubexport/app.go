@@ -173,6 +173,9 @@ func backupEncryption(cfg *config.Config) export.BackupEncryption {
 // the pools.
 func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, r roles) error {
 	log.InfoContext(ctx, "starting", append([]any{"api", r.api, "worker", r.worker, "scheduler", r.scheduler}, cfg.LogAttrs()...)...)
+	if w := cfg.PublicURLWarning(); w != "" && r.api {
+		log.WarnContext(ctx, "public_url_port_mismatch", "public_url", cfg.PublicURL, "http_addr", cfg.HTTPAddr, "advice", w)
+	}
 	d, err := openDeps(ctx, cfg, log)
 	if err != nil {
 		return err

@@ -794,12 +794,12 @@ func (c *client) download(ctx context.Context, job *cliJob, output string, stdou
 	}
 	resp, err := c.http.Do(req)
 	if err != nil {
-		return "", fmt.Errorf("download: %w", redactURL(err))
+		return "", fmt.Errorf("download from %s: %w; %s", withoutQuery(target), redactURL(err), c.linkHint(target))
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
 		body, _ := io.ReadAll(io.LimitReader(resp.Body, 1024))
-		return "", fmt.Errorf("download: HTTP %d: %s", resp.StatusCode, strings.TrimSpace(string(body)))
+		return "", fmt.Errorf("download from %s: HTTP %d: %s", withoutQuery(target), resp.StatusCode, strings.TrimSpace(string(body)))
 	}
 	h := sha256.New()
 	var w io.Writer = io.MultiWriter(tmp, h)
@@ -847,6 +847,28 @@ func (c *client) download(ctx context.Context, job *cliJob, output string, stdou
 	}
 	keep = true
 	return path, nil
+}
+
+// withoutQuery is a download link without its query and fragment, which
+// hold its signature: what may be shown.
+func withoutQuery(u *url.URL) string {
+	v := *u
+	v.RawQuery, v.Fragment, v.User = "", "", nil
+	return v.String()
+}
+
+// linkHint says where a download link that cannot be reached comes from.
+func (c *client) linkHint(link *url.URL) string {
+	hint := "the server builds download links from its PUBLIC_URL (local storage) or S3_PUBLIC_ENDPOINT (S3 storage): set it to an address this machine can reach"
+	api, err := url.Parse(c.base)
+	if err != nil || api.Host == link.Host {
+		return hint
+	}
+	port := link.Port()
+	if port == "" {
+		port = map[string]string{"http": "80", "https": "443"}[link.Scheme]
+	}
+	return fmt.Sprintf("%s (the link points at %s port %s; the API answered at %s)", hint, link.Hostname(), port, c.base)
 }
 
 // safeFilename keeps the server's file name to one plain name in the

@@ -30,22 +30,26 @@ const adminToken = "test-admin-token-0123456789"
 // need a real process to kill.
 var binary string
 
-func TestMain(m *testing.M) {
+func TestMain(m *testing.M) { os.Exit(runTests(m)) }
+
+// runTests builds the binary, runs the tests and removes the binary again:
+// the removal is deferred here, where it runs, not in TestMain, which exits.
+func runTests(m *testing.M) int {
 	flag.Parse()
 	if !testing.Short() {
 		dir, err := os.MkdirTemp("", "hubexport-bin-")
 		if err != nil {
 			panic(err)
 		}
+		defer os.RemoveAll(dir)
 		binary = filepath.Join(dir, "hubexport")
 		out, err := exec.Command("go", "build", "-o", binary, ".").CombinedOutput()
 		if err != nil {
 			fmt.Fprintf(os.Stderr, "build hubexport: %v\n%s", err, out)
-			os.Exit(1)
+			return 1
 		}
-		defer os.RemoveAll(dir)
 	}
-	testenv.Main(m)
+	return testenv.Run(m)
 }
 
 // seedNow is the fixed "now" of the seeded fixture, so its bytes never change.

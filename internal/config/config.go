@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/url"
 	"os"
 	"runtime"
@@ -29,10 +30,12 @@ type Config struct {
 	// MetricsAddr, if set, is where a process without the API role serves
 	// GET /metrics (the API serves it on HTTPAddr).
 	MetricsAddr string
-	PublicURL   string
-	StorageURL  string
-	S3          S3
-	Backup      Backup
+	// PublicURL is PUBLIC_URL, or when unset derived from HTTPAddr
+	// (":8080" is http://localhost:8080).
+	PublicURL  string
+	StorageURL string
+	S3         S3
+	Backup     Backup
 
 	// URLSigningKey signs local download links; empty means a key kept in
 	// the database, shared by every instance.
@@ -77,6 +80,50 @@ type Config struct {
 	ScheduleSyncInterval  time.Duration
 	ScheduleCheckInterval time.Duration
 	ScheduleAllowEvery    bool
+
+	publicURLDerived bool // PUBLIC_URL was unset
+}
+
+// publicURLFromAddr is the URL a client on this machine reaches the
+// listen address addr (host:port) at: a wildcard or empty host is
+// localhost.
+func publicURLFromAddr(addr string) string {
+	host, port, _ := net.SplitHostPort(addr)
+	if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
+		host = "localhost"
+	}
+	return "http://" + net.JoinHostPort(host, port)
+}
+
+// PublicURLWarning describes a PUBLIC_URL that likely points where the API
+// does not listen: its port is not HTTP_ADDR's, and it either names the
+// port or is a loopback address (a proxy on the default port in front of
+// the API is the usual, correct setup). "" when there is nothing to say.
+func (c *Config) PublicURLWarning() string {
+	if c.publicURLDerived {
+		return ""
+	}
+	_, listen, err := net.SplitHostPort(c.HTTPAddr)
+	if err != nil {
+		return ""
+	}
+	u, err := url.Parse(c.PublicURL)
+	if err != nil {
+		return ""
+	}
+	port := u.Port()
+	explicit := port != ""
+	if !explicit {
+		port = map[string]string{"http": "80", "https": "443"}[u.Scheme]
+	}
+	host := u.Hostname()
+	ip := net.ParseIP(host)
+	loopback := host == "localhost" || (ip != nil && ip.IsLoopback())
+	if port == listen || (!explicit && !loopback) {
+		return ""
+	}
+	return fmt.Sprintf("PUBLIC_URL %s points at port %s but the API listens on HTTP_ADDR %s: local download links will not reach it unless a proxy forwards that port (unset PUBLIC_URL to derive it from HTTP_ADDR)",
+		c.PublicURL, port, c.HTTPAddr)
 }
 
 // Backup configures database_backup and database_restore jobs.
@@ -129,7 +176,7 @@ func Load(lookup Lookup) (*Config, error) {
 		AdminToken:  r.secret("ADMIN_TOKEN"),
 		HTTPAddr:    r.str("HTTP_ADDR", ":8080"),
 		MetricsAddr: r.str("METRICS_ADDR", ""),
-		PublicURL:   strings.TrimRight(r.str("PUBLIC_URL", "http://localhost:8080"), "/"),
+		PublicURL:   strings.TrimRight(r.str("PUBLIC_URL", ""), "/"),
 		StorageURL:  r.str("STORAGE_URL", "file://./data/exports"),
 		S3: S3{
 			Endpoint:        r.str("S3_ENDPOINT", ""),
@@ -206,6 +253,12 @@ func Load(lookup Lookup) (*Config, error) {
 		if u, err := url.Parse(v.val); err != nil || (u.Scheme != "redis" && u.Scheme != "rediss") {
 			r.fail(v.name, "must be a redis:// or rediss:// URL, such as redis://127.0.0.1:6379/0")
 		}
+	}
+	if _, _, err := net.SplitHostPort(c.HTTPAddr); err != nil {
+		r.fail("HTTP_ADDR", "must be host:port or :port, such as :8080 or 127.0.0.1:8080, not %q", c.HTTPAddr)
+	} else if c.PublicURL == "" {
+		c.PublicURL = publicURLFromAddr(c.HTTPAddr)
+		c.publicURLDerived = true
 	}
 	if u, err := url.Parse(c.PublicURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		r.fail("PUBLIC_URL", "must be the http(s) URL clients reach the API at, such as https://exports.example.com")

@@ -23,9 +23,16 @@ import (
 // process, and a handler here would tear the servers down under them. Children die with the
 // binary anyway (parent-death signal), and leftover directories are swept by the next run.
 func Main(m *testing.M) {
+	os.Exit(Run(m))
+}
+
+// Run is Main without the exit: it runs the tests, stops every server the harness started and
+// returns the exit code, so a TestMain can clean up after it (deferred calls do not run past
+// os.Exit).
+func Run(m *testing.M) int {
 	code := m.Run()
 	shutdown()
-	os.Exit(code)
+	return code
 }
 
 var harness struct {
