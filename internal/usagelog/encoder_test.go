@@ -158,11 +158,11 @@ func TestJSONLReadsBack(t *testing.T) {
 		}
 		want := rows[n]
 		back := export.UsageRow{
-			ID: want.ID, User: got.User, Key: got.Key, Provider: got.Provider, Model: got.Model,
-			OriginalModel: got.OriginalModel, Endpoint: got.Endpoint, StatusCode: got.StatusCode,
+			ID: want.ID, User: got.User, Key: got.Key, Provider: got.Provider, Model: deref(got.Model),
+			OriginalModel: deref(got.OriginalModel), Endpoint: deref(got.Endpoint), StatusCode: got.StatusCode,
 			InputTokens: got.InputTokens, OutputTokens: got.OutputTokens, CacheWrite5m: got.CacheWrite5m,
 			CacheWrite1h: got.CacheWrite1h, CacheRead: got.CacheRead, TotalTokens: got.TotalTokens,
-			CostUSD: got.CostUSD, DurationMs: got.DurationMs, SessionID: got.SessionID, RetryCount: got.RetryCount,
+			CostUSD: got.CostUSD, DurationMs: got.DurationMs, SessionID: deref(got.SessionID), RetryCount: got.RetryCount,
 		}
 		if got.Time != nil {
 			tm, err := time.Parse(time.RFC3339Nano, *got.Time)
@@ -206,6 +206,13 @@ func TestJSONLReadsBack(t *testing.T) {
 	if n != len(rows) {
 		t.Errorf("%d lines, want %d", n, len(rows))
 	}
+}
+
+func deref(s *string) string {
+	if s == nil {
+		return ""
+	}
+	return *s
 }
 
 func equalRows(a, b export.UsageRow) bool {
@@ -532,5 +539,20 @@ func TestStreamBufferLayout(t *testing.T) {
 	}
 	if i != len(rows) {
 		t.Errorf("%d rows read back, want %d", i, len(rows))
+	}
+}
+
+// Every absent value is null, whatever its column: no provider, model,
+// original model, endpoint, status, duration, session or time. Counts and
+// the cost are always numbers (CCH sums a NULL count as 0).
+func TestJSONLAbsentValuesAreNull(t *testing.T) {
+	t.Parallel()
+	rows := fixtureRows()
+	rows[2].Provider = nil
+	out := encode(t, export.FormatJSONL, Options{}, rows[2:])
+	want := `{"time":"2026-01-28T23:00:00.000Z","user":"  =SUM(A1:A9)","key":"@ci","provider":null,"model":null,"original_model":null,"endpoint":null,"status_code":null,"input_tokens":10,"output_tokens":0,"cache_write_5m_tokens":100,"cache_write_1h_tokens":200,"cache_read_tokens":0,"total_tokens":310,"cost_usd":"0.000123","duration_ms":null,"session_id":null,"retry_count":3}` + "\n" +
+		`{"time":null,"user":"-rm -rf","key":"+backup","provider":null,"model":null,"original_model":null,"endpoint":null,"status_code":null,"input_tokens":1234567890123456,"output_tokens":0,"cache_write_5m_tokens":0,"cache_write_1h_tokens":0,"cache_read_tokens":0,"total_tokens":1234567890123456,"cost_usd":"999999.999999999999999","duration_ms":null,"session_id":null,"retry_count":0}` + "\n"
+	if string(out) != want {
+		t.Errorf("lines\n%s\nwant\n%s", out, want)
 	}
 }

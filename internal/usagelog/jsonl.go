@@ -11,8 +11,11 @@ import (
 // JSONL writes one JSON object per row and line: snake_case keys, integers
 // as numbers, the cost as a string holding the exact decimal (JSON numbers
 // are floats to most readers), the time as RFC 3339 with milliseconds in the
-// export's zone. Empty cells of the CSV (no provider, status or duration,
-// no time) are null.
+// export's zone. One rule for absent values: a value the hub does not have
+// (SQL NULL, or empty text: no time, provider, model, original model,
+// endpoint, status, duration or session) is null, never "". Counts and the
+// cost are always numbers: CCH adds a NULL count as 0 and defaults the cost
+// to 0. User and key always have a name.
 type JSONL struct {
 	w   io.Writer
 	loc *time.Location
@@ -31,9 +34,9 @@ type JSONLRow struct {
 	User          string  `json:"user"`
 	Key           string  `json:"key"`
 	Provider      *string `json:"provider"`
-	Model         string  `json:"model"`
-	OriginalModel string  `json:"original_model"`
-	Endpoint      string  `json:"endpoint"`
+	Model         *string `json:"model"`
+	OriginalModel *string `json:"original_model"`
+	Endpoint      *string `json:"endpoint"`
 	StatusCode    *int64  `json:"status_code"`
 	InputTokens   int64   `json:"input_tokens"`
 	OutputTokens  int64   `json:"output_tokens"`
@@ -43,7 +46,7 @@ type JSONLRow struct {
 	TotalTokens   int64   `json:"total_tokens"`
 	CostUSD       string  `json:"cost_usd"`
 	DurationMs    *int64  `json:"duration_ms"`
-	SessionID     string  `json:"session_id"`
+	SessionID     *string `json:"session_id"`
 	RetryCount    int64   `json:"retry_count"`
 }
 
@@ -65,14 +68,14 @@ func (e *JSONL) Write(r *export.UsageRow) error {
 	if r.Provider == nil {
 		b = append(b, "null"...)
 	} else {
-		b = appendJSONString(b, *r.Provider)
+		b = appendNullString(b, *r.Provider)
 	}
 	b = append(b, `,"model":`...)
-	b = appendJSONString(b, r.Model)
+	b = appendNullString(b, r.Model)
 	b = append(b, `,"original_model":`...)
-	b = appendJSONString(b, r.OriginalModel)
+	b = appendNullString(b, r.OriginalModel)
 	b = append(b, `,"endpoint":`...)
-	b = appendJSONString(b, r.Endpoint)
+	b = appendNullString(b, r.Endpoint)
 	b = append(b, `,"status_code":`...)
 	b = appendNullInt(b, r.StatusCode)
 	b = append(b, `,"input_tokens":`...)
@@ -92,7 +95,7 @@ func (e *JSONL) Write(r *export.UsageRow) error {
 	b = append(b, `,"duration_ms":`...)
 	b = appendNullInt(b, r.DurationMs)
 	b = append(b, `,"session_id":`...)
-	b = appendJSONString(b, r.SessionID)
+	b = appendNullString(b, r.SessionID)
 	b = append(b, `,"retry_count":`...)
 	b = strconv.AppendInt(b, r.RetryCount, 10)
 	b = append(b, "}\n"...)
@@ -101,6 +104,14 @@ func (e *JSONL) Write(r *export.UsageRow) error {
 		return writeErr("json line", err)
 	}
 	return nil
+}
+
+// appendNullString appends s as a JSON string, or null when it is empty.
+func appendNullString(b []byte, s string) []byte {
+	if s == "" {
+		return append(b, "null"...)
+	}
+	return appendJSONString(b, s)
 }
 
 func appendNullInt(b []byte, v *int64) []byte {

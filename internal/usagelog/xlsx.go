@@ -140,7 +140,7 @@ func (e *XLSX) dataSheetName(n int) string {
 // the column widths, the frozen pane and the header row. prev is the sheet
 // before it, already flushed, or nil.
 func (e *XLSX) startDataSheet(name string, prev *excelize.StreamWriter) error {
-	sw, err := e.f.NewStreamWriter(name)
+	sw, err := newStream(e.f, name)
 	if err != nil {
 		return fmt.Errorf("usagelog: xlsx stream: %w", err)
 	}
@@ -163,6 +163,18 @@ func (e *XLSX) startDataSheet(name string, prev *excelize.StreamWriter) error {
 	}
 	e.sw, e.rows = sw, 0
 	return nil
+}
+
+// newStream opens a stream on sheet name without a <dimension> element.
+// A stream writes the sheet's start before its rows, so the only range it
+// could declare is excelize's default "A1", and readers that trust the
+// element (openpyxl in read-only mode, pandas through it) then see one cell.
+// The element is optional; without it readers look at the cells.
+func newStream(f *excelize.File, name string) (*excelize.StreamWriter, error) {
+	if err := f.SetSheetDimension(name, ""); err != nil {
+		return nil, err
+	}
+	return f.NewStreamWriter(name)
 }
 
 // Write implements Encoder.
@@ -262,9 +274,9 @@ func (e *XLSX) Finish() error {
 	// instead; the buffer then stays empty. (excelize patches that buffer
 	// only for parts over 4 GiB, which a sheet of at most 1,048,576 rows
 	// does not reach.)
-	var zw *zip.Writer
+	var zw *datedZip
 	e.f.SetZipWriter(func(io.Writer) excelize.ZipWriter {
-		zw = zip.NewWriter(e.out)
+		zw = &datedZip{Writer: zip.NewWriter(e.out), modified: time.Now().In(e.loc)}
 		return zw
 	})
 	if err := e.f.Write(io.Discard); err != nil {
@@ -276,6 +288,19 @@ func (e *XLSX) Finish() error {
 	return nil
 }
 
+// datedZip dates every entry with the time the workbook is written (as a
+// wall clock in the export's zone, plus the UTC time in the extended field).
+// zip.Writer.Create leaves the date zero, which unzip and file managers
+// show as 1980-00-00.
+type datedZip struct {
+	*zip.Writer
+	modified time.Time
+}
+
+func (z *datedZip) Create(name string) (io.Writer, error) {
+	return z.CreateHeader(&zip.FileHeader{Name: name, Method: zip.Deflate, Modified: z.modified})
+}
+
 func (e *XLSX) writeSummary() error {
 	lines, hourly := e.sum.lines()
 	name, periodStyle := e.names.daily, e.sDay
@@ -285,7 +310,7 @@ func (e *XLSX) writeSummary() error {
 	if _, err := e.f.NewSheet(name); err != nil {
 		return fmt.Errorf("usagelog: xlsx summary sheet: %w", err)
 	}
-	sw, err := e.f.NewStreamWriter(name)
+	sw, err := newStream(e.f, name)
 	if err != nil {
 		return fmt.Errorf("usagelog: xlsx summary stream: %w", err)
 	}
