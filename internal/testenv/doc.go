@@ -19,5 +19,6 @@
 // A test that needs a server the harness cannot start fails with a message saying what to
 // install. Under -short it is skipped instead.
 //
-// This package is imported only by tests. It must not import any other package of this module.
+// This package is imported only by tests. Of this module's packages it imports only
+// internal/localserver, which starts the PostgreSQL and Redis servers.
 package testenv

@@ -6,18 +6,15 @@ import (
 	"fmt"
 	"net/url"
 	"os"
-	"os/exec"
-	"os/user"
 	"path/filepath"
-	"sort"
-	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/hubexport/hubexport/internal/localserver"
 )
 
 // Postgres returns the DSN (postgres://...) of a fresh empty database for this test only, created
@@ -136,150 +133,19 @@ func (s *pgServer) probe(ctx context.Context) error {
 }
 
 func startPostgres() (*pgServer, error) {
-	initdb, postgres, err := postgresBinaries()
-	if err != nil {
-		return nil, err
-	}
 	root, err := rootDir()
 	if err != nil {
 		return nil, err
 	}
-	dir := filepath.Join(root, "pg")
-	sock := filepath.Join(dir, "s") // short: unix socket paths are limited to 107 bytes
-	data := filepath.Join(dir, "data")
-	for _, d := range []string{dir, sock} {
-		if err := os.Mkdir(d, 0o700); err != nil {
-			return nil, fmt.Errorf("testenv: postgres dir: %w", err)
-		}
+	srv, err := localserver.StartPostgres(filepath.Join(root, "pg"))
+	if errors.Is(err, localserver.ErrNotInstalled) {
+		return nil, fmt.Errorf("testenv: %w, or set TEST_DATABASE_URL", err)
 	}
-	var cred *syscall.Credential
-	if os.Geteuid() == 0 {
-		// Postgres refuses to run as root.
-		if cred, err = postgresUser(); err != nil {
-			return nil, err
-		}
-		for _, d := range []string{dir, sock} {
-			if err := os.Chown(d, int(cred.Uid), int(cred.Gid)); err != nil {
-				return nil, fmt.Errorf("testenv: postgres dir: %w", err)
-			}
-		}
-	}
-	env := serverEnv()
-	logPath := filepath.Join(dir, "postgres.log")
-
-	if err := runInitdb(initdb, logPath, dir, data, cred, env); err != nil {
-		return nil, err
-	}
-
-	for attempt := 1; ; attempt++ {
-		port, err := freePort()
-		if err != nil {
-			return nil, err
-		}
-		proc, err := startProcess("postgres", logPath, dir, cred, env, postgres,
-			"-D", data, "-h", "127.0.0.1", "-p", strconv.Itoa(port), "-k", sock,
-			// Durability is pointless for throwaway data and costs seconds per test run.
-			"-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off",
-			"-c", "max_connections=200")
-		if err != nil {
-			return nil, err
-		}
-		s := &pgServer{
-			admin: url.URL{
-				Scheme: "postgres", User: url.User("postgres"), Host: "127.0.0.1:" + strconv.Itoa(port),
-				Path: "/postgres", RawQuery: "sslmode=disable",
-			},
-			managed: true,
-		}
-		s.adminDSN = s.admin.String()
-		err = proc.waitReady(60*time.Second, s.probe)
-		if err == nil {
-			// SIGQUIT is Postgres's immediate shutdown: no checkpoint, but shared memory is released.
-			atExit(func() { proc.stop(syscall.SIGQUIT, 5*time.Second) })
-			return s, nil
-		}
-		proc.stop(syscall.SIGKILL, 0)
-		if attempt == 3 || !errors.Is(err, errExited) || !proc.portTaken() {
-			return nil, err
-		}
-	}
-}
-
-func runInitdb(initdb, logPath, dir, data string, cred *syscall.Credential, env []string) error {
-	var err error
-	// C.UTF-8 matches Debian's packaged clusters; plain C exists everywhere.
-	for _, locale := range []string{"C.UTF-8", "C"} {
-		var proc *process
-		proc, err = startProcess("initdb", logPath, dir, cred, env, initdb,
-			"-D", data, "--auth=trust", "-U", "postgres", "-E", "UTF8", "--locale="+locale, "--no-sync")
-		if err != nil {
-			return err
-		}
-		select {
-		case <-proc.done:
-		case <-time.After(2 * time.Minute):
-			proc.stop(syscall.SIGKILL, 0)
-		}
-		if proc.cmd.ProcessState.Success() {
-			return nil
-		}
-		err = fmt.Errorf("testenv: initdb failed (%v)\n--- %s ---\n%s", proc.cmd.ProcessState, logPath, proc.logTail())
-		_ = os.RemoveAll(data)
-	}
-	return err
-}
-
-// postgresBinaries prefers the newest /usr/lib/postgresql/<major>/bin (Debian installs the
-// server binaries there, off PATH), then PATH.
-func postgresBinaries() (initdb, postgres string, err error) {
-	dirs, _ := filepath.Glob("/usr/lib/postgresql/*/bin")
-	major := func(d string) float64 {
-		v, _ := strconv.ParseFloat(filepath.Base(filepath.Dir(d)), 64)
-		return v
-	}
-	sort.Slice(dirs, func(i, j int) bool { return major(dirs[i]) > major(dirs[j]) })
-	for _, d := range dirs {
-		i, p := filepath.Join(d, "initdb"), filepath.Join(d, "postgres")
-		if isExecutable(i) && isExecutable(p) {
-			return i, p, nil
-		}
-	}
-	initdb, err1 := exec.LookPath("initdb")
-	postgres, err2 := exec.LookPath("postgres")
-	if err1 == nil && err2 == nil {
-		return initdb, postgres, nil
-	}
-	return "", "", errors.New("testenv: PostgreSQL server binaries (initdb, postgres) not found in " +
-		"/usr/lib/postgresql/*/bin or PATH: install them (Debian: apt-get install postgresql) or set TEST_DATABASE_URL")
-}
-
-func isExecutable(path string) bool {
-	fi, err := os.Stat(path)
-	return err == nil && fi.Mode().IsRegular() && fi.Mode()&0o111 != 0
-}
-
-func postgresUser() (*syscall.Credential, error) {
-	u, err := user.Lookup("postgres")
 	if err != nil {
-		return nil, fmt.Errorf("testenv: running as root, so PostgreSQL must run as the 'postgres' OS user, "+
-			"which is missing (%v): install the postgresql package (it creates the user) or set TEST_DATABASE_URL", err)
+		return nil, fmt.Errorf("testenv: %w", err)
 	}
-	uid, _ := strconv.ParseUint(u.Uid, 10, 32)
-	gid, _ := strconv.ParseUint(u.Gid, 10, 32)
-	// Empty Groups drops root's supplementary groups.
-	return &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid), Groups: []uint32{}}, nil
-}
-
-// serverEnv is the environment minus PG* variables, which would point initdb and postgres
-// at another cluster.
-func serverEnv() []string {
-	var env []string
-	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, "PG") {
-			env = append(env, kv)
-		}
-	}
-	return env
+	atExit(srv.Stop)
+	return &pgServer{admin: srv.URL, adminDSN: srv.URL.String(), version: srv.Version, managed: true}, nil
 }
 
 func (s *pgServer) dsnFor(db string) string {

@@ -4,18 +4,16 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"net/url"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"strconv"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/hubexport/hubexport/internal/localserver"
 )
 
 // Redis is an isolated Redis for one test.
@@ -24,8 +22,8 @@ type Redis struct {
 	Addr string // host:port
 	DB   int
 
-	opts *redis.Options // for this test's database
-	own  *redisServer   // nil when the server is TEST_REDIS_URL
+	opts *redis.Options     // for this test's database
+	own  *localserver.Redis // nil when the server is TEST_REDIS_URL
 }
 
 // NewRedis gives the test its own redis-server process (about 12 ms to start) unless
@@ -37,16 +35,15 @@ func NewRedis(t testing.TB) *Redis {
 	if raw := os.Getenv("TEST_REDIS_URL"); raw != "" {
 		return sharedRedisDB(t, raw)
 	}
-	bin, err := exec.LookPath("redis-server")
+	srv, err := localserver.StartRedis(t.TempDir())
+	if errors.Is(err, localserver.ErrNotInstalled) {
+		unavailable(t, fmt.Errorf("testenv: %w, or set TEST_REDIS_URL", err))
+	}
 	if err != nil {
-		unavailable(t, errors.New("testenv: redis-server not found in PATH: install it (Debian: apt-get install redis-server) or set TEST_REDIS_URL"))
+		unavailable(t, fmt.Errorf("testenv: %w", err))
 	}
-	srv := &redisServer{bin: bin, dir: t.TempDir()}
-	if err := srv.start(); err != nil {
-		unavailable(t, err)
-	}
-	t.Cleanup(func() { srv.proc.stop(syscall.SIGKILL, 0) }) // no data worth a graceful shutdown
-	addr := srv.addr()
+	t.Cleanup(srv.Stop)
+	addr := srv.Addr
 	return &Redis{
 		URL:  "redis://" + addr + "/0",
 		Addr: addr,
@@ -78,62 +75,8 @@ func (r *Redis) Restart(t testing.TB) {
 	if r.own == nil {
 		t.Fatal("testenv: Redis.Restart needs a harness-started redis-server; unset TEST_REDIS_URL")
 	}
-	r.own.proc.stop(syscall.SIGKILL, 0)
-	if err := r.own.start(); err != nil {
+	if err := r.own.Restart(); err != nil {
 		t.Fatalf("testenv: redis restart: %v", err)
-	}
-}
-
-type redisServer struct {
-	bin, dir string
-	port     int // 0 until the first start
-	proc     *process
-}
-
-func (s *redisServer) addr() string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(s.port)) }
-
-func (s *redisServer) start() error {
-	restart := s.port != 0
-	for attempt := 1; ; attempt++ {
-		if !restart {
-			port, err := freePort()
-			if err != nil {
-				return err
-			}
-			s.port = port
-		}
-		proc, err := startProcess("redis-server", filepath.Join(s.dir, "redis.log"), s.dir, nil, nil, s.bin,
-			"--port", strconv.Itoa(s.port), "--bind", "127.0.0.1",
-			"--save", "", "--appendonly", "no", "--dir", s.dir, "--daemonize", "no")
-		if err != nil {
-			return err
-		}
-		c := redis.NewClient(&redis.Options{Addr: s.addr(), MaxRetries: -1, DialTimeout: time.Second})
-		// Ask the server for its directory: under load, a server another test started on the
-		// same port can answer before this one has failed to bind and exited.
-		err = proc.waitReady(10*time.Second, func(ctx context.Context) error {
-			dir, err := c.ConfigGet(ctx, "dir").Result()
-			if err != nil {
-				return err
-			}
-			want, err := filepath.EvalSymlinks(s.dir) // the server reports its working directory
-			if err != nil {
-				return err
-			}
-			if got := filepath.Clean(dir["dir"]); got != want {
-				return fmt.Errorf("testenv: port %d answers for another redis-server (dir %s)", s.port, got)
-			}
-			return nil
-		})
-		_ = c.Close()
-		if err == nil {
-			s.proc = proc
-			return nil
-		}
-		proc.stop(syscall.SIGKILL, 0)
-		if restart || attempt == 3 || !errors.Is(err, errExited) || !proc.portTaken() {
-			return err
-		}
 	}
 }
 

@@ -20,6 +20,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
+
+	"github.com/hubexport/hubexport/internal/localserver"
 )
 
 // S3 is one fresh bucket on an S3 server that verifies SigV4 signatures.
@@ -133,7 +135,7 @@ const versitygwHint = "install it with: go install github.com/versity/versitygw/
 // versitygwBinary looks in $VERSITYGW, PATH, then the Go bin directory where go install puts it.
 func versitygwBinary() (string, error) {
 	if bin := os.Getenv("VERSITYGW"); bin != "" {
-		if !isExecutable(bin) {
+		if !localserver.IsExecutable(bin) {
 			return "", fmt.Errorf("testenv: VERSITYGW=%s is not an executable file", bin)
 		}
 		return bin, nil
@@ -147,7 +149,7 @@ func versitygwBinary() (string, error) {
 	}
 	gopaths = append(gopaths, filepath.SplitList(build.Default.GOPATH)...)
 	for _, gp := range gopaths {
-		if bin := filepath.Join(gp, "bin", "versitygw"); gp != "" && isExecutable(bin) {
+		if bin := filepath.Join(gp, "bin", "versitygw"); gp != "" && localserver.IsExecutable(bin) {
 			return bin, nil
 		}
 	}
@@ -173,19 +175,19 @@ func startVersityGW() (S3, error) {
 	env := append(os.Environ(), "ROOT_ACCESS_KEY_ID="+s.AccessKey, "ROOT_SECRET_ACCESS_KEY="+s.SecretKey)
 	hc := &http.Client{Timeout: time.Second}
 	for attempt := 1; ; attempt++ {
-		port, err := freePort()
+		port, err := localserver.FreePort()
 		if err != nil {
 			return S3{}, err
 		}
 		addr := "127.0.0.1:" + strconv.Itoa(port)
 		s.Endpoint = "http://" + addr
-		proc, err := startProcess("versitygw", filepath.Join(dir, "versitygw.log"), dir, nil, env, bin,
+		proc, err := localserver.Start("versitygw", filepath.Join(dir, "versitygw.log"), dir, nil, env, bin,
 			"--port", addr, "--region", s.Region, "--quiet", "posix", data)
 		if err != nil {
 			return S3{}, err
 		}
 		// Any HTTP answer means it is serving; an unsigned GET / gets 403.
-		err = proc.waitReady(30*time.Second, func(ctx context.Context) error {
+		err = proc.WaitReady(30*time.Second, func(ctx context.Context) error {
 			req, _ := http.NewRequestWithContext(ctx, http.MethodGet, s.Endpoint+"/", nil)
 			resp, err := hc.Do(req)
 			if err != nil {
@@ -195,11 +197,11 @@ func startVersityGW() (S3, error) {
 		})
 		if err == nil {
 			// SIGTERM costs about 2 s of graceful shutdown for nothing.
-			atExit(func() { proc.stop(syscall.SIGKILL, 0) })
+			atExit(func() { proc.Stop(syscall.SIGKILL, 0) })
 			return s, nil
 		}
-		proc.stop(syscall.SIGKILL, 0)
-		if attempt == 3 || !errors.Is(err, errExited) || !proc.portTaken() {
+		proc.Stop(syscall.SIGKILL, 0)
+		if attempt == 3 || !errors.Is(err, localserver.ErrExited) || !proc.PortTaken() {
 			return S3{}, fmt.Errorf("%w\n(versitygw at %s; %s)", err, bin, versitygwHint)
 		}
 	}

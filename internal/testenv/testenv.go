@@ -3,16 +3,12 @@ package testenv
 import (
 	"crypto/rand"
 	"encoding/hex"
-	"errors"
 	"fmt"
-	"net"
 	"os"
-	"path/filepath"
-	"strconv"
-	"strings"
 	"sync"
-	"syscall"
 	"testing"
+
+	"github.com/hubexport/hubexport/internal/localserver"
 )
 
 // Main wraps a package's TestMain: it runs the tests, then stops every server the harness started.
@@ -70,40 +66,12 @@ const rootPrefix = "hxt-testenv-"
 // the PID so a later binary can tell that its owner is gone.
 func rootDir() (string, error) {
 	harness.rootOnce.Do(func() {
-		sweepStale()
-		dir, err := os.MkdirTemp("", rootPrefix+strconv.Itoa(os.Getpid())+"-")
-		if err != nil {
-			harness.rootErr = fmt.Errorf("testenv: create temp dir: %w", err)
-			return
+		harness.root, harness.rootErr = localserver.TempDir(rootPrefix)
+		if harness.rootErr != nil {
+			harness.rootErr = fmt.Errorf("testenv: %w", harness.rootErr)
 		}
-		// Postgres runs as another user when we are root and must traverse this directory.
-		if err := os.Chmod(dir, 0o711); err != nil {
-			harness.rootErr = fmt.Errorf("testenv: chmod temp dir: %w", err)
-			return
-		}
-		harness.root = dir
 	})
 	return harness.root, harness.rootErr
-}
-
-// sweepStale removes the directories of harness runs whose process no longer exists (a binary
-// that panicked or was killed never reaches shutdown).
-func sweepStale() {
-	matches, _ := filepath.Glob(filepath.Join(os.TempDir(), rootPrefix+"*"))
-	for _, dir := range matches {
-		rest := strings.TrimPrefix(filepath.Base(dir), rootPrefix)
-		pidStr, _, ok := strings.Cut(rest, "-")
-		if !ok {
-			continue
-		}
-		pid, err := strconv.Atoi(pidStr)
-		if err != nil || pid <= 0 || pid == os.Getpid() {
-			continue
-		}
-		if err := syscall.Kill(pid, 0); errors.Is(err, syscall.ESRCH) {
-			_ = os.RemoveAll(dir)
-		}
-	}
 }
 
 // unavailable reports that a server the test needs could not be provided: a failure, except
@@ -120,15 +88,4 @@ func randomHex(n int) string {
 	b := make([]byte, n)
 	_, _ = rand.Read(b) // never fails on Linux
 	return hex.EncodeToString(b)
-}
-
-// freePort asks the kernel for a free loopback port. Another process may take it before the
-// server binds it; callers retry on "address in use".
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, fmt.Errorf("testenv: find free port: %w", err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
 }
