@@ -40,7 +40,8 @@ commands:
   worker      run export workers only
   scheduler   run the periodic tasks only
   migrate     apply hubexport's schema migrations, then exit
-  seed        create CCH's tables in an empty database and fill them with synthetic data
+  seed        create CCH's tables in an empty database, fill them with synthetic data and
+              write session snapshots into HUB_REDIS_URL; prints the demo keys
   healthcheck exit 0 when the local API answers /healthz (for container health checks)
   export      request an export from a running API, show its progress, download and
               verify the file (hubexport export --help)
