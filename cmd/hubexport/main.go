@@ -2,6 +2,7 @@
 // jobs. One binary, several roles:
 //
 //	hubexport serve       API + worker + scheduler in one process
+//	hubexport demo        serve a seeded throwaway hub on local PostgreSQL and Redis binaries
 //	hubexport api         the HTTP API alone
 //	hubexport worker      the export workers alone
 //	hubexport scheduler   the periodic tasks alone
@@ -36,6 +37,8 @@ usage: hubexport <command> [flags]
 
 commands:
   serve       run the API, a worker and the scheduler in one process
+  demo        start a throwaway PostgreSQL and Redis (local binaries), seed a demo hub and
+              serve it on :8080 (--addr); Ctrl-C removes everything (hubexport demo --help)
   api         run the HTTP API only
   worker      run export workers only
   scheduler   run the periodic tasks only
@@ -69,6 +72,10 @@ func run(args []string, lookup config.Lookup, stdout, stderr io.Writer) int {
 	// server's configuration.
 	if cmd == "export" {
 		return exportCommand(ctx, rest, lookup, stdout, stderr)
+	}
+	// The demo makes its own databases.
+	if cmd == "demo" {
+		return demoCommand(ctx, rest, lookup, stdout, stderr)
 	}
 
 	cfg, err := config.Load(lookup)

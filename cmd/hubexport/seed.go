@@ -134,7 +134,8 @@ func (s seeded) print(w io.Writer) {
 	fmt.Fprintf(w, "  admin key: %s   (user %q, role admin: every export, schedules, webhooks, audit)\n", seed.AdminKey, seed.AdminUserName)
 	fmt.Fprintf(w, "  user key:  %s   (user %q: usage logs of their own keys)\n", seed.UserKey, seed.UserName)
 	if len(s.sessions) > 0 {
-		fmt.Fprintf(w, "  session snapshots in HUB_REDIS_URL for %s (they expire in %s, as CCH's SESSION_TTL):\n", plural(len(s.sessions), "session"), s.sessionTTL)
+		fmt.Fprintf(w, "  session snapshots in HUB_REDIS_URL for %s, for session_request exports; they expire after %s (CCH keeps them SESSION_TTL, 300s by default):\n",
+			plural(len(s.sessions), "session"), s.sessionTTL)
 		for _, ss := range s.sessions {
 			seqs := make([]string, len(ss.Sequences))
 			for i, q := range ss.Sequences {

@@ -30,7 +30,7 @@ func TestSeedPrintsKeysAndSessions(t *testing.T) {
 	for _, want := range []string{
 		"\n  admin key: " + seed.AdminKey + "   (user \"" + seed.AdminUserName + "\", role admin",
 		"\n  user key:  " + seed.UserKey + "   (user \"alice\"",
-		"\n  session snapshots in HUB_REDIS_URL for 2 sessions (they expire in 5m0s, as CCH's SESSION_TTL):\n",
+		"\n  session snapshots in HUB_REDIS_URL for 2 sessions, for session_request exports; they expire after 5m0s (CCH keeps them SESSION_TTL, 300s by default):\n",
 	} {
 		if !strings.Contains(string(out), want) {
 			t.Errorf("seed output lacks %q:\n%s", want, out)
