@@ -74,6 +74,14 @@ API, a worker, the scheduler and the web page. Ctrl-C stops everything and remov
 		fmt.Fprint(stderr, msg)
 		return 1
 	}
+	// Checked before anything starts, and so that the banner never names another server
+	// answering on the address.
+	ln, err := net.Listen("tcp", *addr)
+	if err != nil {
+		fmt.Fprintf(stderr, "hubexport demo: cannot listen on %s (%v); choose another address with --addr\n", *addr, err)
+		return 1
+	}
+	_ = ln.Close()
 
 	dir, err := localserver.TempDir(demoDirPrefix)
 	if err != nil {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"net"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -25,7 +26,17 @@ func TestDemo(t *testing.T) {
 	}
 	addr := freeAddr(t)
 	base := "http://" + addr
-	p := startProc(t, nil, "demo", "--addr", addr, "--rows", "3000")
+	// Runs after the process is killed, should the test fail before Ctrl-C.
+	var p *proc
+	t.Cleanup(func() {
+		if p != nil {
+			leftovers, _ := filepath.Glob(filepath.Join(os.TempDir(), demoDirPrefix+strconv.Itoa(p.cmd.Process.Pid)+"-*"))
+			for _, d := range leftovers {
+				_ = os.RemoveAll(d)
+			}
+		}
+	})
+	p = startProc(t, nil, "demo", "--addr", addr, "--rows", "3000")
 	deadline := time.Now().Add(60 * time.Second)
 	for !strings.Contains(p.Logs(), "Ctrl-C stops everything") {
 		select {
@@ -203,5 +214,28 @@ func TestDemoNamesMissingPackages(t *testing.T) {
 	}
 	if strings.Contains(out, "level=") || strings.Count(out, "\n") > 3 {
 		t.Errorf("more than one message:\n%s", out)
+	}
+}
+
+// An address in use is reported before anything starts.
+func TestDemoAddressInUse(t *testing.T) {
+	t.Parallel()
+	if testing.Short() {
+		t.Skip("needs the built binary")
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	p := startProc(t, nil, "demo", "--addr", ln.Addr().String())
+	<-p.done
+	out := p.Logs()
+	if code := p.cmd.ProcessState.ExitCode(); code != 1 || !strings.Contains(out, "cannot listen on "+ln.Addr().String()) ||
+		!strings.Contains(out, "--addr") {
+		t.Errorf("demo on a taken address: exit %d\n%s", code, out)
+	}
+	if leftovers, _ := filepath.Glob(filepath.Join(os.TempDir(), demoDirPrefix+strconv.Itoa(p.cmd.Process.Pid)+"-*")); len(leftovers) > 0 {
+		t.Errorf("left %v behind", leftovers)
 	}
 }
