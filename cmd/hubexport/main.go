@@ -7,7 +7,7 @@
 //	hubexport worker      the export workers alone
 //	hubexport scheduler   the periodic tasks alone
 //	hubexport migrate     apply hubexport's schema migrations and exit
-//	hubexport seed        fill a database with CCH-shaped synthetic data
+//	hubexport seed        fill a database with CCH-shaped synthetic data, Redis with sessions
 //	hubexport healthcheck probe the local API (container health checks)
 //	hubexport export      a client: request an export, follow it, download it
 //
