@@ -2,10 +2,17 @@
 # servers unless TEST_DATABASE_URL / TEST_REDIS_URL / TEST_S3_ENDPOINT point at existing ones.
 GO ?= go
 
-.PHONY: build test test-short vet lint fuzz
+.PHONY: build demo test test-short vet lint fuzz
 
 build:
 	$(GO) build -o bin/hubexport ./cmd/hubexport
+
+# A seeded throwaway hub on this machine's PostgreSQL and Redis binaries (Debian: apt-get
+# install postgresql redis-server), on http://localhost:8080 or DEMO_ADDR; Ctrl-C removes it.
+DEMO_ADDR ?= :8080
+
+demo: build
+	./bin/hubexport demo --addr $(DEMO_ADDR)
 
 test:
 	$(GO) test -count=1 -timeout 20m ./...

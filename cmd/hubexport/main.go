@@ -2,11 +2,12 @@
 // jobs. One binary, several roles:
 //
 //	hubexport serve       API + worker + scheduler in one process
+//	hubexport demo        serve a seeded throwaway hub on local PostgreSQL and Redis binaries
 //	hubexport api         the HTTP API alone
 //	hubexport worker      the export workers alone
 //	hubexport scheduler   the periodic tasks alone
 //	hubexport migrate     apply hubexport's schema migrations and exit
-//	hubexport seed        fill a database with CCH-shaped synthetic data
+//	hubexport seed        fill a database with CCH-shaped synthetic data, Redis with sessions
 //	hubexport healthcheck probe the local API (container health checks)
 //	hubexport export      a client: request an export, follow it, download it
 //
@@ -36,11 +37,14 @@ usage: hubexport <command> [flags]
 
 commands:
   serve       run the API, a worker and the scheduler in one process
+  demo        start a throwaway PostgreSQL and Redis (local binaries), seed a demo hub and
+              serve it on :8080 (--addr); Ctrl-C removes everything (hubexport demo --help)
   api         run the HTTP API only
   worker      run export workers only
   scheduler   run the periodic tasks only
   migrate     apply hubexport's schema migrations, then exit
-  seed        create CCH's tables in an empty database and fill them with synthetic data
+  seed        create CCH's tables in an empty database, fill them with synthetic data and
+              write session snapshots into HUB_REDIS_URL; prints the demo keys
   healthcheck exit 0 when the local API answers /healthz (for container health checks)
   export      request an export from a running API, show its progress, download and
               verify the file (hubexport export --help)
@@ -68,6 +72,10 @@ func run(args []string, lookup config.Lookup, stdout, stderr io.Writer) int {
 	// server's configuration.
 	if cmd == "export" {
 		return exportCommand(ctx, rest, lookup, stdout, stderr)
+	}
+	// The demo makes its own databases.
+	if cmd == "demo" {
+		return demoCommand(ctx, rest, lookup, stdout, stderr)
 	}
 
 	cfg, err := config.Load(lookup)

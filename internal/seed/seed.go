@@ -203,6 +203,20 @@ var seededTables = []string{
 	"provider_endpoints", "provider_endpoint_probe_logs", "system_settings", "model_prices",
 }
 
+// Seeded tells whether any table Run fills already holds rows (Run would return ErrNotEmpty).
+func Seeded(ctx context.Context, pool *pgxpool.Pool) (bool, error) {
+	conn, err := pool.Acquire(ctx)
+	if err != nil {
+		return false, fmt.Errorf("seed: connect: %w", err)
+	}
+	defer conn.Release()
+	err = checkEmpty(ctx, conn.Conn())
+	if errors.Is(err, ErrNotEmpty) {
+		return true, nil
+	}
+	return false, err
+}
+
 // checkEmpty refuses a database where any table the seed fills has rows, before any DDL.
 func checkEmpty(ctx context.Context, conn *pgx.Conn) error {
 	for _, table := range seededTables {

@@ -45,6 +45,12 @@ const (
 	DuplicateKeyUserID = 4
 )
 
+// Names of the users AdminKey and UserKey belong to.
+const (
+	AdminUserName = "Admin 管理员"
+	UserName      = "alice"
+)
+
 // Timezone is the seeded system_settings.timezone.
 const Timezone = "Asia/Shanghai"
 
@@ -137,8 +143,8 @@ func newWorld(now time.Time, rng *rand.Rand) *world {
 	w := &world{now: now}
 	day := 24 * time.Hour
 	w.users = []user{
-		{id: 1, name: "Admin 管理员", role: "admin", desc: "seeded administrator", enabled: true},
-		{id: 2, name: "alice", role: "user", desc: "normal user with the documented key", enabled: true},
+		{id: 1, name: AdminUserName, role: "admin", desc: "seeded administrator", enabled: true},
+		{id: 2, name: UserName, role: "user", desc: "normal user with the documented key", enabled: true},
 		{id: 3, name: "张伟", role: "user", enabled: true},
 		{id: 4, name: "🦊 Fox Team 🚀", role: "user", enabled: true},
 		{id: 5, name: "=1+2", role: "user", desc: "formula-like name", enabled: true},
