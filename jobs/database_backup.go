@@ -98,7 +98,9 @@ func (a *backupAttempt) produce(ctx context.Context, job *export.Job, w io.Write
 		return 0, export.Errorf(export.KindInvalid, "invalid_params", "stored params do not decode: %v", err)
 	}
 	a.mode = p.Mode
-	log := h.Runner.Log.With("job_id", job.ID, "mode", p.Mode)
+	// The tools' log lines name the mode themselves (pg_dump_start).
+	toolLog := h.Runner.Log.With("job_id", job.ID)
+	log := toolLog.With("mode", p.Mode)
 	fail := func(err error) (int64, error) {
 		if ctx.Err() == nil {
 			log.ErrorContext(ctx, "database_export_error", "error", err)
@@ -117,7 +119,7 @@ func (a *backupAttempt) produce(ctx context.Context, job *export.Job, w io.Write
 		return fail(&export.Error{Kind: export.KindUnavailable, Code: "database_unavailable",
 			Message: "cannot read the hub database's version; check that the database (DATABASE_URL) is up and reachable", Err: err})
 	}
-	if a.tools, err = h.DB.findTools(ctx, major, log); err != nil {
+	if a.tools, err = h.DB.findTools(ctx, major, toolLog); err != nil {
 		return fail(err)
 	}
 
