@@ -31,7 +31,7 @@ func NewDatabaseBackupTask(jobID string) *asynq.Task {
 	return newJobTask(TypeDatabaseBackup, jobID, asynq.Queue(databaseBackupQueue), asynq.MaxRetry(jobTaskMaxRetry), asynq.Timeout(6*time.Hour))
 }
 
-// DatabaseSizer estimates the hub database's size (internal/hub).
+// DatabaseSizer reads the hub database's size, which a backup logs (internal/hub).
 type DatabaseSizer interface {
 	DatabaseSize(ctx context.Context) (int64, error)
 }
@@ -131,13 +131,16 @@ func (a *backupAttempt) produce(ctx context.Context, job *export.Job, w io.Write
 	lockCtx, stop := lk.Context(ctx)
 	defer stop()
 
-	// The size only scales the progress bar: a compressed dump is smaller.
-	total, err := h.Size.DatabaseSize(ctx)
-	if err != nil {
+	// Progress is the dump's bytes with no total: the database's size is no
+	// measure of its compressed dump (a 247 MB database dumped to 4.7 MB),
+	// so a bar against it would sit near 0 % and then jump. The size is
+	// logged for the operator.
+	if size, err := h.Size.DatabaseSize(ctx); err != nil {
 		log.WarnContext(ctx, "database_size_failed", "error", err)
-		total = 0
+	} else {
+		log.InfoContext(ctx, "database_size", "bytes", size)
 	}
-	pr.Set(0, total, "bytes")
+	pr.Set(0, 0, "bytes")
 	mt, err := startManifest(lockCtx, h.DB.Conn, pgdump.Mode(p.Mode), job.ID)
 	if err != nil {
 		return fail(err)
@@ -156,12 +159,7 @@ func (a *backupAttempt) produce(ctx context.Context, job *export.Job, w io.Write
 		Mode:           pgdump.Mode(p.Mode),
 		ExcludeSchemas: []string{ownSchema},
 		Snapshot:       mt.snap.ID,
-		OnProgress: func(n int64) {
-			if total > 0 && n >= total {
-				total = n + 1 // the estimate was low: keep the bar short of full
-			}
-			pr.Set(n, total, "bytes")
-		},
+		OnProgress:     func(n int64) { pr.Set(n, 0, "bytes") },
 	}, w)
 	if a.plain != nil {
 		if ferr := a.plain.finish(err); err == nil {
