@@ -31,7 +31,7 @@ func NewDatabaseBackupTask(jobID string) *asynq.Task {
 	return newJobTask(TypeDatabaseBackup, jobID, asynq.Queue(databaseBackupQueue), asynq.MaxRetry(jobTaskMaxRetry), asynq.Timeout(6*time.Hour))
 }
 
-// DatabaseSizer estimates the hub database's size (internal/hub).
+// DatabaseSizer reads the hub database's size, which a backup logs (internal/hub).
 type DatabaseSizer interface {
 	DatabaseSize(ctx context.Context) (int64, error)
 }
@@ -98,7 +98,9 @@ func (a *backupAttempt) produce(ctx context.Context, job *export.Job, w io.Write
 		return 0, export.Errorf(export.KindInvalid, "invalid_params", "stored params do not decode: %v", err)
 	}
 	a.mode = p.Mode
-	log := h.Runner.Log.With("job_id", job.ID, "mode", p.Mode)
+	// The tools' log lines name the mode themselves (pg_dump_start).
+	toolLog := h.Runner.Log.With("job_id", job.ID)
+	log := toolLog.With("mode", p.Mode)
 	fail := func(err error) (int64, error) {
 		if ctx.Err() == nil {
 			log.ErrorContext(ctx, "database_export_error", "error", err)
@@ -117,7 +119,7 @@ func (a *backupAttempt) produce(ctx context.Context, job *export.Job, w io.Write
 		return fail(&export.Error{Kind: export.KindUnavailable, Code: "database_unavailable",
 			Message: "cannot read the hub database's version; check that the database (DATABASE_URL) is up and reachable", Err: err})
 	}
-	if a.tools, err = h.DB.findTools(ctx, major, log); err != nil {
+	if a.tools, err = h.DB.findTools(ctx, major, toolLog); err != nil {
 		return fail(err)
 	}
 
@@ -129,13 +131,16 @@ func (a *backupAttempt) produce(ctx context.Context, job *export.Job, w io.Write
 	lockCtx, stop := lk.Context(ctx)
 	defer stop()
 
-	// The size only scales the progress bar: a compressed dump is smaller.
-	total, err := h.Size.DatabaseSize(ctx)
-	if err != nil {
+	// Progress is the dump's bytes with no total: the database's size is no
+	// measure of its compressed dump (a 247 MB database dumped to 4.7 MB),
+	// so a bar against it would sit near 0 % and then jump. The size is
+	// logged for the operator.
+	if size, err := h.Size.DatabaseSize(ctx); err != nil {
 		log.WarnContext(ctx, "database_size_failed", "error", err)
-		total = 0
+	} else {
+		log.InfoContext(ctx, "database_size", "bytes", size)
 	}
-	pr.Set(0, total, "bytes")
+	pr.Set(0, 0, "bytes")
 	mt, err := startManifest(lockCtx, h.DB.Conn, pgdump.Mode(p.Mode), job.ID)
 	if err != nil {
 		return fail(err)
@@ -154,12 +159,7 @@ func (a *backupAttempt) produce(ctx context.Context, job *export.Job, w io.Write
 		Mode:           pgdump.Mode(p.Mode),
 		ExcludeSchemas: []string{ownSchema},
 		Snapshot:       mt.snap.ID,
-		OnProgress: func(n int64) {
-			if total > 0 && n >= total {
-				total = n + 1 // the estimate was low: keep the bar short of full
-			}
-			pr.Set(n, total, "bytes")
-		},
+		OnProgress:     func(n int64) { pr.Set(n, 0, "bytes") },
 	}, w)
 	if a.plain != nil {
 		if ferr := a.plain.finish(err); err == nil {

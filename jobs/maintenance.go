@@ -200,7 +200,11 @@ func (m *Maintenance) Run(ctx context.Context, cleanupEvery time.Duration) {
 // Several schedulers may run; Cleanup's lock and Sweep's idempotence make
 // duplicate ticks harmless.
 func NewScheduler(rdb redis.UniversalClient, log *slog.Logger, cleanupEvery time.Duration) (*asynq.Scheduler, error) {
-	s := asynq.NewSchedulerFromRedisClient(rdb, &asynq.SchedulerOpts{
+	conn, err := schedulerRedis(rdb)
+	if err != nil {
+		return nil, err
+	}
+	s := asynq.NewScheduler(conn, &asynq.SchedulerOpts{
 		Location: time.UTC,
 		Logger:   asynqLogger{log},
 		LogLevel: asynq.WarnLevel,

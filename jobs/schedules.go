@@ -133,9 +133,13 @@ func (p *ScheduleProvider) catchUp(ctx context.Context, sch *export.Schedule, sl
 // role. Every scheduler process runs one; the ticks they all enqueue make
 // one job per slot.
 func NewScheduleManager(rdb redis.UniversalClient, p *ScheduleProvider, syncInterval time.Duration, log *slog.Logger) (*asynq.PeriodicTaskManager, error) {
+	conn, err := schedulerRedis(rdb)
+	if err != nil {
+		return nil, err
+	}
 	return asynq.NewPeriodicTaskManager(asynq.PeriodicTaskManagerOpts{
 		PeriodicTaskConfigProvider: p,
-		RedisUniversalClient:       rdb,
+		RedisConnOpt:               conn,
 		SyncInterval:               syncInterval,
 		SchedulerOpts: &asynq.SchedulerOpts{
 			Location: time.UTC,

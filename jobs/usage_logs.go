@@ -48,9 +48,10 @@ func (h *UsageLogsHandler) ProcessTask(ctx context.Context, t *asynq.Task) error
 	return h.Runner.Run(ctx, t, h.produce)
 }
 
-// progressEvery is how many rows pass between two progress reports; Progress
-// writes to PostgreSQL at most every ProgressEvery anyway.
-const progressEvery = 1024
+// progressEvery is how many rows pass between two progress reports: few,
+// so a small export's count moves too (Progress writes to PostgreSQL at
+// most every ProgressEvery whatever this is).
+const progressEvery = 128
 
 func (h *UsageLogsHandler) produce(ctx context.Context, job *export.Job, w io.Writer, pr *Progress) (int64, error) {
 	var p export.UsageLogParams

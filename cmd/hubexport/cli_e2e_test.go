@@ -93,6 +93,11 @@ func TestCLIExport(t *testing.T) {
 		if !strings.Contains(r.stderr, "saved "+filename) || !strings.Contains(r.stderr, "verified") || !strings.Contains(r.stderr, "100%") {
 			t.Errorf("stderr does not show the bar and the check:\n%s", r.stderr)
 		}
+		for _, f := range frames(r.stderr) {
+			if strings.HasPrefix(f, "succeeded") && !strings.Contains(f, "100%") {
+				t.Errorf("the bar showed the succeeded job short of 100 %%: %q", f)
+			}
+		}
 		if r.stdout != "" {
 			t.Errorf("stdout %q", r.stdout)
 		}

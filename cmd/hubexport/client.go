@@ -476,9 +476,21 @@ func (c *client) run(ctx context.Context, o *exportOptions, stdout io.Writer) er
 		return printJSON(stdout, job.raw)
 	}
 	if path != "" {
-		c.say("saved %s (%d bytes, %d %s, sha256 %s verified)\n", path, job.Result.SizeBytes, job.Result.Rows, orDefault(job.Progress.Unit, "rows"), job.Result.SHA256)
+		c.say("%s\n", savedLine(path, job))
 	}
 	return nil
+}
+
+// savedLine is the last line of a download: the file, its size, what it
+// holds when that is counted in something other than bytes (a backup's
+// progress is its bytes: a second count would repeat the size, or say 0),
+// and the checksum.
+func savedLine(path string, job *cliJob) string {
+	what := ""
+	if unit := orDefault(job.Progress.Unit, "rows"); unit != "bytes" {
+		what = fmt.Sprintf(", %d %s", job.Result.Rows, unit)
+	}
+	return fmt.Sprintf("saved %s (%d bytes%s, sha256 %s verified)", path, job.Result.SizeBytes, what, job.Result.SHA256)
 }
 
 func (c *client) say(format string, args ...any) {
@@ -775,7 +787,15 @@ func (c *client) download(ctx context.Context, job *cliJob, output string, stdou
 	default:
 		dir = filepath.Dir(path)
 	}
-	tmp, err := os.CreateTemp(dir, "."+safeFilename(job.Result.Filename, job.ID)+".*.part")
+	var tmp *os.File
+	if dir == "" {
+		// Only a staging copy for standard output or a device: private.
+		tmp, err = os.CreateTemp(dir, "."+safeFilename(job.Result.Filename, job.ID)+".*.part")
+	} else {
+		// Renamed into place: created 0666 less the umask, as curl -o and
+		// wget create files.
+		tmp, err = createPart(dir, "."+safeFilename(job.Result.Filename, job.ID)+".", ".part")
+	}
 	if err != nil {
 		return "", fmt.Errorf("create the file: %w", err)
 	}
@@ -871,6 +891,20 @@ func (c *client) linkHint(link *url.URL) string {
 	return fmt.Sprintf("%s (the link points at %s port %s; the API answered at %s)", hint, link.Hostname(), port, c.base)
 }
 
+// createPart creates a new file dir/prefix<random>suffix with mode 0666
+// less the umask (os.CreateTemp always makes 0600).
+func createPart(dir, prefix, suffix string) (*os.File, error) {
+	for range 100 {
+		var b [6]byte
+		_, _ = rand.Read(b[:])
+		f, err := os.OpenFile(filepath.Join(dir, prefix+hex.EncodeToString(b[:])+suffix), os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o666)
+		if !errors.Is(err, os.ErrExist) {
+			return f, err
+		}
+	}
+	return nil, fmt.Errorf("no free temporary name in %s", dir)
+}
+
 // safeFilename keeps the server's file name to one plain name in the
 // current directory.
 func safeFilename(name, id string) string {
@@ -890,57 +924,122 @@ func redactURL(err error) error {
 	return err
 }
 
-// jobBar shows a job's progress on standard error. Its scale is tenths of
-// a percent: the API keeps percent below 100 until the job has ended, so
-// the bar never shows done early.
+// jobBar shows a job's progress on standard error, one line redrawn in
+// place. With a total it is a bar in percent (the API keeps percent below
+// 100 until the job has ended, so it never shows done early); without one
+// (a backup: the database's size is no measure of its compressed dump) it
+// shows the count alone, with no percent and no made-up total. The last
+// line is drawn by stop from the final job: "succeeded" always at 100 %.
 type jobBar struct {
-	bar *progressbar.ProgressBar
+	w     io.Writer
+	start time.Time
+	last  time.Time // of the last line drawn
+	width int       // of the last line drawn
+	turns int       // of the spinner
+	job   *cliJob
+	done  bool
 }
+
+const jobBarWidth = 30
+
+// spinner turns while a job with no known total goes on.
+var spinner = []rune("⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏")
 
 func (c *client) newJobBar() *jobBar {
 	if c.quiet {
 		return &jobBar{}
 	}
-	return &jobBar{bar: progressbar.NewOptions64(1000,
-		progressbar.OptionSetWriter(c.stderr),
-		progressbar.OptionSetWidth(30),
-		progressbar.OptionThrottle(100*time.Millisecond),
-		progressbar.OptionShowElapsedTimeOnFinish(),
-		progressbar.OptionSetRenderBlankState(true),
-		progressbar.OptionOnCompletion(func() { fmt.Fprintln(c.stderr) }),
-	)}
+	return &jobBar{w: c.stderr, start: time.Now()}
 }
 
 func (b *jobBar) update(j *cliJob) {
-	if b.bar == nil {
+	if b.w == nil || b.done {
 		return
 	}
-	p := j.Progress
-	desc := j.Status
-	switch {
-	case p.Note != "":
-		desc += ": " + p.Note
-	case p.Total > 0:
-		desc += fmt.Sprintf(" %d/%d %s", p.Done, p.Total, p.Unit)
-	case p.Done > 0:
-		desc += fmt.Sprintf(" %d %s", p.Done, p.Unit)
+	prev := b.job
+	b.job = j
+	if j.ended() {
+		return
 	}
-	b.bar.Describe(desc)
-	if !j.ended() {
-		_ = b.bar.Set64(min(int64(p.Percent*10), 999))
+	// A new status or phase is drawn at once: the next event may be long
+	// in coming (a backup waiting for its lock); counts ten times a second.
+	changed := prev == nil || prev.Status != j.Status || prev.Progress.Note != j.Progress.Note
+	if changed || time.Since(b.last) >= 100*time.Millisecond {
+		b.draw(false)
 	}
 }
 
-// stop ends the bar: full when the job succeeded, left where it was else.
-func (b *jobBar) stop(done bool) {
-	if b.bar == nil || b.bar.IsFinished() {
+// stop draws the last line: full when the job succeeded, where it was else.
+func (b *jobBar) stop(succeeded bool) {
+	if b.w == nil || b.done {
 		return
 	}
-	if done {
-		_ = b.bar.Finish()
-		return
+	b.done = true
+	if b.job != nil {
+		b.draw(succeeded)
 	}
-	_ = b.bar.Exit()
+	fmt.Fprintln(b.w)
+}
+
+func (b *jobBar) draw(full bool) {
+	j := b.job
+	elapsed := time.Since(b.start).Round(time.Second)
+	var line string
+	switch pct := j.Progress.Percent; {
+	case full:
+		line = fmt.Sprintf("%s 100%% |%s| [%s]", progressText(j), strings.Repeat("█", jobBarWidth), elapsed)
+	case j.Progress.Total > 0:
+		pct = min(max(pct, 0), 99.9)
+		filled := int(pct * jobBarWidth / 100)
+		line = fmt.Sprintf("%s %3d%% |%s%s| [%s]", progressText(j), int(pct),
+			strings.Repeat("█", filled), strings.Repeat(" ", jobBarWidth-filled), elapsed)
+	default:
+		b.turns++
+		line = fmt.Sprintf("%s %c [%s]", progressText(j), spinner[b.turns%len(spinner)], elapsed)
+	}
+	pad := max(b.width-len([]rune(line)), 0)
+	fmt.Fprintf(b.w, "\r%s%s", line, strings.Repeat(" ", pad))
+	b.width = len([]rune(line))
+	b.last = time.Now()
+}
+
+// progressText is the job's state and count as the bar's description.
+func progressText(j *cliJob) string {
+	p := j.Progress
+	desc := j.Status
+	count := func(n int64) string {
+		if p.Unit == "bytes" {
+			return humanBytes(n)
+		}
+		return fmt.Sprintf("%d %s", n, p.Unit)
+	}
+	switch {
+	case p.Note != "":
+		desc += ": " + p.Note
+	case p.Total > 0 && p.Unit == "bytes":
+		desc += fmt.Sprintf(" %s of %s", humanBytes(p.Done), humanBytes(p.Total))
+	case p.Total > 0:
+		desc += fmt.Sprintf(" %d/%d %s", p.Done, p.Total, p.Unit)
+	case p.Done > 0:
+		desc += " " + count(p.Done)
+	}
+	return desc
+}
+
+// humanBytes is n in B, kB, MB, GB or TB (powers of 1000, as the download
+// bar counts).
+func humanBytes(n int64) string {
+	if n < 1000 {
+		return fmt.Sprintf("%d B", n)
+	}
+	v, unit := float64(n), ""
+	for _, u := range []string{"kB", "MB", "GB", "TB"} {
+		v, unit = v/1000, u
+		if v < 1000 {
+			break
+		}
+	}
+	return fmt.Sprintf("%.1f %s", v, unit)
 }
 
 // uploadTicket is the answer of POST /restores/uploads.

@@ -5,8 +5,8 @@ import (
 	"fmt"
 )
 
-// DatabaseSize is pg_database_size of the hub's database, in bytes: the
-// estimate a backup's progress is measured against.
+// DatabaseSize is pg_database_size of the hub's database, in bytes, which
+// a backup logs (it is no measure of the compressed dump).
 func (d *DB) DatabaseSize(ctx context.Context) (int64, error) {
 	var n int64
 	if err := d.pool.QueryRow(ctx, `SELECT pg_database_size(current_database())`).Scan(&n); err != nil {
