@@ -924,83 +924,89 @@ func redactURL(err error) error {
 	return err
 }
 
-// jobBar shows a job's progress on standard error, one line redrawn in
-// place. With a total it is a bar in percent (the API keeps percent below
-// 100 until the job has ended, so it never shows done early); without one
-// (a backup: the database's size is no measure of its compressed dump) it
-// shows the count alone, with no percent and no made-up total. The last
-// line is drawn by stop from the final job: "succeeded" always at 100 %.
+// jobBar shows a job's progress on standard error. With a total it is a
+// bar whose scale is tenths of a percent (the API keeps percent below 100
+// until the job has ended, so the bar never shows done early); without one
+// (a backup: the database's size is no measure of its compressed dump) it is
+// a spinner beside the count, with no percent and no made-up total. The bar
+// is made at the first update, when it is known which of the two it is.
 type jobBar struct {
 	w     io.Writer
-	start time.Time
-	last  time.Time // of the last line drawn
-	width int       // of the last line drawn
-	turns int       // of the spinner
-	job   *cliJob
-	done  bool
+	bar   *progressbar.ProgressBar
+	spin  bool
+	final string // the ended job's description, drawn by stop
 }
-
-const jobBarWidth = 30
-
-// spinner turns while a job with no known total goes on.
-var spinner = []rune("⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏")
 
 func (c *client) newJobBar() *jobBar {
 	if c.quiet {
 		return &jobBar{}
 	}
-	return &jobBar{w: c.stderr, start: time.Now()}
+	return &jobBar{w: c.stderr}
+}
+
+func (b *jobBar) start(j *cliJob) {
+	max := int64(1000)
+	opts := []progressbar.Option{
+		progressbar.OptionSetWriter(b.w),
+		progressbar.OptionSetWidth(30),
+		progressbar.OptionThrottle(100 * time.Millisecond),
+		progressbar.OptionShowElapsedTimeOnFinish(),
+		progressbar.OptionSetRenderBlankState(true),
+		progressbar.OptionSetDescription(progressText(j)),
+	}
+	if j.Progress.Total <= 0 && !j.ended() {
+		max, b.spin = -1, true
+		opts = append(opts, progressbar.OptionSpinnerType(14))
+	}
+	b.bar = progressbar.NewOptions64(max, opts...)
 }
 
 func (b *jobBar) update(j *cliJob) {
-	if b.w == nil || b.done {
+	if b.w == nil {
 		return
 	}
-	prev := b.job
-	b.job = j
+	if b.bar != nil && b.spin && j.Progress.Total > 0 && !j.ended() && !b.bar.IsFinished() {
+		_ = b.bar.Clear() // the count turned out to have a total: a bar from now on
+		b.bar = nil
+	}
+	if b.bar == nil {
+		b.start(j)
+	}
+	if b.bar.IsFinished() {
+		return
+	}
 	if j.ended() {
+		// Drawn by stop, with the bar full when it succeeded: never
+		// "succeeded" at the percent last seen.
+		b.final = progressText(j)
 		return
 	}
-	// A new status or phase is drawn at once: the next event may be long
-	// in coming (a backup waiting for its lock); counts ten times a second.
-	changed := prev == nil || prev.Status != j.Status || prev.Progress.Note != j.Progress.Note
-	if changed || time.Since(b.last) >= 100*time.Millisecond {
-		b.draw(false)
+	// Describe draws at once: a new status or phase shows even when the
+	// next event is long in coming (a backup waiting for its lock).
+	b.bar.Describe(progressText(j))
+	if !b.spin {
+		_ = b.bar.Set64(min(int64(j.Progress.Percent*10), 999))
 	}
 }
 
-// stop draws the last line: full when the job succeeded, where it was else.
-func (b *jobBar) stop(succeeded bool) {
-	if b.w == nil || b.done {
+// stop ends the bar: full when the job succeeded, left where it was else,
+// described by the job's final state.
+func (b *jobBar) stop(done bool) {
+	if b.bar == nil || b.bar.IsFinished() {
 		return
 	}
-	b.done = true
-	if b.job != nil {
-		b.draw(succeeded)
+	if done {
+		_ = b.bar.Finish()
+		if b.final != "" {
+			b.bar.Describe(b.final) // a finished bar is drawn again, as it is
+		}
+	} else {
+		if b.final != "" {
+			b.bar.Describe(b.final)
+		}
+		_ = b.bar.Exit()
 	}
 	fmt.Fprintln(b.w)
-}
-
-func (b *jobBar) draw(full bool) {
-	j := b.job
-	elapsed := time.Since(b.start).Round(time.Second)
-	var line string
-	switch pct := j.Progress.Percent; {
-	case full:
-		line = fmt.Sprintf("%s 100%% |%s| [%s]", progressText(j), strings.Repeat("█", jobBarWidth), elapsed)
-	case j.Progress.Total > 0:
-		pct = min(max(pct, 0), 99.9)
-		filled := int(pct * jobBarWidth / 100)
-		line = fmt.Sprintf("%s %3d%% |%s%s| [%s]", progressText(j), int(pct),
-			strings.Repeat("█", filled), strings.Repeat(" ", jobBarWidth-filled), elapsed)
-	default:
-		b.turns++
-		line = fmt.Sprintf("%s %c [%s]", progressText(j), spinner[b.turns%len(spinner)], elapsed)
-	}
-	pad := max(b.width-len([]rune(line)), 0)
-	fmt.Fprintf(b.w, "\r%s%s", line, strings.Repeat(" ", pad))
-	b.width = len([]rune(line))
-	b.last = time.Now()
 }
 
 // progressText is the job's state and count as the bar's description.
