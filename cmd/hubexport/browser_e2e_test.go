@@ -5,6 +5,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"sync"
@@ -16,6 +17,9 @@ import (
 
 	"github.com/hubexport/hubexport/internal/seed"
 )
+
+// rawName is a JSON name shown as is ("toc_entries"), not worded.
+var rawName = regexp.MustCompile(`^[a-z0-9]+_[a-z0-9_]+$`)
 
 // chromiumPath is Debian's Chromium (package chromium).
 const chromiumPath = "/usr/bin/chromium"
@@ -156,6 +160,8 @@ func TestBrowser(t *testing.T) {
 
 	t.Run("admin exports usage logs", func(t *testing.T) {
 		b.t = t
+		// A laptop's window: times must not wrap at this width.
+		b.do(chromedp.EmulateViewport(1280, 800))
 		b.signIn(s.base, adminToken)
 		if who := b.text("#whoami"); !strings.Contains(who, "Admin Token") || !strings.Contains(who, "admin") {
 			t.Errorf("whoami %q", who)
@@ -205,6 +211,24 @@ func TestBrowser(t *testing.T) {
 		if got := b.text(card + " .fact.rows dd"); got != "2" {
 			t.Errorf("page shows %q rows", got)
 		}
+		// The params are a list of the form's labels and readable values, not key=value text.
+		params := eval[[]string](b, `[...document.querySelectorAll('`+card+` dl.job-params > div')].map(d => d.querySelector('dt').textContent + ': ' + d.querySelector('dd').textContent)`)
+		if !slices.Contains(params, "Time zone: Asia/Shanghai") || !slices.Contains(params, "Header language: English") {
+			t.Errorf("params list %q", params)
+		}
+		for _, p := range params {
+			if label, _, _ := strings.Cut(p, ": "); strings.Contains(label, "=") || rawName.MatchString(label) {
+				t.Errorf("params line %q is raw", p)
+			}
+		}
+		if from := eval[string](b, `[...document.querySelectorAll('`+card+` dl.job-params > div')].find(d => d.querySelector('dt').textContent === 'From')?.querySelector('dd').textContent || ''`); !strings.Contains(from, "2026") || strings.Contains(from, "T") {
+			t.Errorf("From shows %q, want a readable time", from)
+		}
+		// English times stay on one line at 1280 px.
+		if lines := eval[[]int](b, `[...document.querySelectorAll('`+card+` .fact.created dd, `+card+` .fact.finished dd, `+card+` .fact.expires dd')].map(dd => {
+			const r = document.createRange(); r.selectNodeContents(dd); return new Set([...r.getClientRects()].map(x => Math.round(x.top))).size; })`); len(lines) != 3 || slices.Max(lines) != 1 {
+			t.Errorf("time facts take %v lines, want 3 facts on one line each", lines)
+		}
 		if !strings.Contains(srv.Logs(), `"route":"/api/v1/exports/:id/events","status":200`) {
 			t.Errorf("the page never opened the job's event stream")
 		}
@@ -238,6 +262,18 @@ func TestBrowser(t *testing.T) {
 		if href := eval[string](b, `document.querySelector('`+card+` a.link').href`); !strings.HasPrefix(href, s.base+"/api/v1/files/") {
 			t.Errorf("download link %q", href)
 		}
+		// The link shown before a language switch follows it, words and date format.
+		if got := b.text(card + " a.link"); !strings.HasPrefix(got, "Link (valid until ") {
+			t.Errorf("link text %q", got)
+		}
+		b.do(chromedp.Click("#lang"))
+		if got := b.text(card + " a.link"); !strings.HasPrefix(got, "下载链接（") || !strings.Contains(got, "年") {
+			t.Errorf("link text after switching to Chinese: %q", got)
+		}
+		b.do(chromedp.Click("#lang"))
+		if got := b.text(card + " a.link"); !strings.HasPrefix(got, "Link (valid until ") {
+			t.Errorf("link text after switching back: %q", got)
+		}
 
 		// An encrypted backup: a bad recipient is named under its box, a good
 		// one makes a .dump.age.
@@ -254,6 +290,21 @@ func TestBrowser(t *testing.T) {
 		bj := s.finish(backupID, time.Minute)
 		if bj.Status != "succeeded" || !strings.HasSuffix(bj.Result.Filename, ".dump.age") || bj.Params["encrypt"] != true {
 			t.Errorf("backup from the page: %s %+v params %v", bj.Status, bj.Result, bj.Params)
+		}
+		// A backup's details, listed with units.
+		backupCard := `#jobs li.job[data-id="` + backupID + `"]`
+		b.waitFor(`document.querySelector('`+backupCard+`').dataset.status === 'succeeded'`, 30*time.Second)
+		details := eval[[]string](b, `[...document.querySelectorAll('`+backupCard+` dl.job-details > div')].map(d => d.querySelector('dt').textContent + ': ' + d.querySelector('dd').textContent)`)
+		var sawSize, sawEncrypted bool
+		for _, d := range details {
+			sawSize = sawSize || (strings.HasPrefix(d, "Plaintext size: ") && strings.HasSuffix(d, "B"))
+			sawEncrypted = sawEncrypted || d == "Encrypted: yes"
+			if label, _, _ := strings.Cut(d, ": "); strings.Contains(label, "=") || rawName.MatchString(label) {
+				t.Errorf("details line %q is raw", d)
+			}
+		}
+		if !sawSize || !sawEncrypted {
+			t.Errorf("backup details %q, want the plaintext size with its unit and Encrypted: yes", details)
 		}
 		b.do(chromedp.Click(`#type-tabs button[data-type="usage_logs"]`))
 

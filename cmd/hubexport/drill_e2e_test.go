@@ -439,8 +439,8 @@ func TestBrowserVerifyBackup(t *testing.T) {
 	tab.do(chromedp.Click(`li.job[data-id="` + b.ID + `"] .verify`))
 	drill := `[...document.querySelectorAll('li.job')].find(n => n.querySelector('.type').textContent === 'Backup restore drill')`
 	tab.waitFor(drill+` && `+drill+`.dataset.status === 'succeeded'`, time.Minute)
-	details := eval[string](tab, drill+`.querySelector('.details').textContent`)
-	if !strings.Contains(details, "passed=true") || !strings.Contains(details, "backup_job_id="+b.ID) || !regexp.MustCompile(`tables=(\d+)/(\d+) match`).MatchString(details) {
+	details := eval[string](tab, `[...`+drill+`.querySelectorAll('dl.job-details > div')].map(d => d.querySelector('dt').textContent + ': ' + d.querySelector('dd').textContent).join('\n')`)
+	if !strings.Contains(details, "Passed: yes\n") || !strings.Contains(details, "Backup: "+b.ID+"\n") || !regexp.MustCompile(`(?m)^Tables: (\d+) of (\d+) match$`).MatchString(details) {
 		t.Errorf("drill card details %q", details)
 	}
 	if !eval[bool](tab, drill+`.querySelector('.verify').hidden && `+drill+`.querySelector('.download').hidden`) {

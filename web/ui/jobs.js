@@ -31,20 +31,93 @@ function detailsShown(type, details) {
   if (!details || typeof details !== 'object') return details;
   const d = { ...details };
   if (d.manifest && typeof d.manifest === 'object') {
-    d.manifest = `${(d.manifest.tables || []).length} tables, ${d.manifest.total_rows} rows`;
+    d.manifest = t('manifestSummary', { tables: fmtInt((d.manifest.tables || []).length), rows: fmtInt(d.manifest.total_rows) });
   }
   if (type === 'backup_verify' && Array.isArray(d.tables)) {
-    const ok = d.tables.filter((x) => x.ok).length;
-    d.tables = `${ok}/${d.tables.length} match`;
-    if (Array.isArray(d.checks)) d.checks = `${d.checks.filter((x) => x.ok).length}/${d.checks.length} true`;
+    d.tables = t('tablesMatch', { ok: d.tables.filter((x) => x.ok).length, n: d.tables.length });
+    if (Array.isArray(d.checks)) d.checks = t('checksPassed', { ok: d.checks.filter((x) => x.ok).length, n: d.checks.length });
   }
   return d;
 }
 
-export function fmtTime(iso) {
+// label is a param's or a detail's name as the page words it: the form's
+// label, else the detail's, else the name with spaces.
+function label(key) {
+  for (const prefix of ['field.', 'detail.']) {
+    const s = t(prefix + key);
+    if (s !== prefix + key) return s;
+  }
+  return key.replace(/_/g, ' ');
+}
+
+// shown is a param's or a detail's value as words, with its unit: times in
+// the page's language and format, durations, sizes, yes and no, the names
+// of choices.
+function shown(key, v, ownerName, zone) {
+  if (Array.isArray(v)) return v.map((x) => shown(key, x, ownerName, zone)).join(', ');
+  if (v !== null && typeof v === 'object') return JSON.stringify(v);
+  if (typeof v === 'boolean') return t(v ? 'yes' : 'no');
+  if (/(_time|_at)$/.test(key)) return fmtTime(typeof v === 'string' && /^\d+$/.test(v) ? Number(v) : v, zone);
+  if (typeof v === 'number') {
+    if (key.endsWith('_ms')) return fmtDuration(v);
+    if (key.endsWith('_bytes')) return fmtBytes(v);
+    if (key === 'user_id' && ownerName) return ownerName(v);
+    if (key.endsWith('_id') || key.endsWith('_code') || key === 'sequence') return String(v);
+    return fmtInt(v);
+  }
+  const choice = `opt.${key}.${v}`;
+  const named = t(choice);
+  return named !== choice ? named : String(v);
+}
+
+// listOrder puts the names a form asks first in its order; the rest follow
+// as they come.
+const listOrder = ['format', 'start_time', 'end_time', 'user_id', 'key_id', 'provider_id', 'endpoint_id',
+  'session_id', 'model', 'endpoint', 'status_code', 'exclude_status_200', 'min_retry_count', 'result',
+  'search', 'max_lines', 'header_lang', 'timezone', 'mode', 'passed', 'backup_job_id'];
+
+function rank(k) {
+  const i = listOrder.indexOf(k);
+  return i < 0 ? listOrder.length : i;
+}
+
+// fillList shows o's set values in dl, a name and its value each. Times are
+// read in o's own timezone when it has one (the zone the export was asked
+// in), so they read as they were typed.
+function fillList(dl, o, keepFalse, ownerName) {
+  clear(dl);
+  const entries = Object.entries(o && typeof o === 'object' ? o : {});
+  entries.sort(([a], [b]) => rank(a) - rank(b));
+  const zone = o && typeof o.timezone === 'string' ? o.timezone : '';
+  for (const [k, v] of entries) {
+    if (v === '' || v === null || v === undefined || (v === false && !keepFalse)) continue;
+    if (Array.isArray(v) && v.length === 0) continue;
+    dl.append(el('div', {}, el('dt', {}, label(k)), el('dd', {}, shown(k, v, ownerName, zone))));
+  }
+  dl.hidden = !dl.firstChild;
+}
+
+function fmtDuration(ms) {
+  if (ms < 1000) return `${fmtInt(ms)} ms`;
+  const s = ms / 1000;
+  if (s < 60) return `${s.toFixed(s < 10 ? 2 : 1)} s`;
+  const m = Math.floor(s / 60);
+  return `${fmtInt(m)} min ${Math.round(s - m * 60)} s`;
+}
+
+// fmtTime is a time in the page's language, in the browser's zone or in
+// zone (an IANA name) when given and known.
+export function fmtTime(iso, zone) {
   if (!iso) return '—';
   const d = new Date(iso);
-  return new Intl.DateTimeFormat(currentLang() === 'zh' ? 'zh-CN' : 'en', { dateStyle: 'medium', timeStyle: 'medium' }).format(d);
+  const o = { dateStyle: 'medium', timeStyle: 'medium' };
+  const locale = currentLang() === 'zh' ? 'zh-CN' : 'en';
+  if (zone) {
+    try {
+      return new Intl.DateTimeFormat(locale, { ...o, timeZone: zone }).format(d);
+    } catch { /* an unknown zone: the browser's */ }
+  }
+  return new Intl.DateTimeFormat(locale, o).format(d);
 }
 
 function fmtBytes(n) {
@@ -206,14 +279,14 @@ export class JobList {
     const node = el('li', { class: 'job', 'data-id': id },
       el('div', { class: 'job-head' },
         el('span', { class: 'type' }), el('span', { class: 'format' }), el('span', { class: 'status' }), el('code', { class: 'id' }, id)),
-      el('p', { class: 'params-line', hidden: true }),
+      el('dl', { class: 'kv job-params', hidden: true }),
       el('div', { class: 'progress' },
         el('div', { class: 'bar', role: 'progressbar', 'aria-valuemin': '0', 'aria-valuemax': '100' }, el('div', { class: 'fill' })),
         el('span', { class: 'percent' })),
       el('p', { class: 'note', hidden: true }),
       el('dl', { class: 'facts' },
         fact('rows', ''), fact('size', ''), fact('sha256', ''), fact('created', ''), fact('finished', ''), fact('owner', ''), fact('expires', '')),
-      el('p', { class: 'details', hidden: true }),
+      el('dl', { class: 'kv job-details', hidden: true }),
       el('p', { class: 'job-error', role: 'alert', hidden: true }),
       el('div', { class: 'actions' },
         el('button', { type: 'button', class: 'download primary', hidden: true }),
@@ -255,18 +328,14 @@ export class JobList {
     q('.note').textContent = note;
     q('.note').hidden = !note;
 
-    const show = (v) => (v !== null && typeof v === 'object' ? JSON.stringify(v) : String(v));
-    const pairs = (o) => Object.entries(o && typeof o === 'object' ? o : {})
-      .filter(([, v]) => v !== '' && v !== null && v !== false)
-      .map(([k, v]) => `${k}=${show(v)}`).join(' · ');
-    q('.params-line').textContent = pairs(job.params);
-    q('.params-line').hidden = !q('.params-line').textContent;
+    // An unticked box is no choice; a detail's false (not passed, not
+    // encrypted) is an answer.
+    fillList(q('.job-params'), job.params, false, this.ownerName);
 
     const r = job.result;
     // A job without a file (a restore) has a result but nothing to download.
     const file = r && r.filename;
-    q('.details').textContent = r ? pairs(detailsShown(job.type, r.details)) : '';
-    q('.details').hidden = !q('.details').textContent;
+    fillList(q('.job-details'), r ? detailsShown(job.type, r.details) : null, true, this.ownerName);
     const set = (cls, label, value, title) => {
       const f = q('.fact.' + cls);
       f.hidden = value === undefined;
@@ -302,7 +371,20 @@ export class JobList {
     const verify = q('.verify');
     verify.hidden = !(this.me.admin && job.type === 'database_backup' && job.status === 'succeeded');
     verify.textContent = t('verifyBackup');
-    if (job.status !== 'succeeded') q('.link').hidden = true;
+    this.showLink(e);
+  }
+
+  // showLink shows the last download link asked for, worded in the page's
+  // language now, until the job is no longer downloadable.
+  showLink(e) {
+    const a = e.node.querySelector('.link');
+    if (e.job.status !== 'succeeded' || !e.link) {
+      a.hidden = true;
+      return;
+    }
+    a.href = e.link.url;
+    a.textContent = t('linkReady', { time: fmtTime(e.link.expires_at) });
+    a.hidden = false;
   }
 
   relabel() {
@@ -324,11 +406,9 @@ export class JobList {
     const e = this.entries.get(id);
     this.actionError(id, null);
     try {
-      const link = await api('GET', jobPath(id) + '/download?redirect=false');
+      e.link = await api('GET', jobPath(id) + '/download?redirect=false');
+      this.showLink(e);
       const a = e.node.querySelector('.link');
-      a.href = link.url;
-      a.textContent = t('linkReady', { time: fmtTime(link.expires_at) });
-      a.hidden = false;
       if (e.job.result) a.setAttribute('download', e.job.result.filename);
       a.click();
     } catch (err) {
