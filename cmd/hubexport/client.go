@@ -934,7 +934,7 @@ type jobBar struct {
 	w     io.Writer
 	bar   *progressbar.ProgressBar
 	spin  bool
-	final string // the ended job's description, drawn by stop
+	final *cliJob // the ended job, drawn by stop
 }
 
 func (c *client) newJobBar() *jobBar {
@@ -946,12 +946,14 @@ func (c *client) newJobBar() *jobBar {
 
 func (b *jobBar) start(j *cliJob) {
 	max := int64(1000)
+	b.spin = false
 	opts := []progressbar.Option{
 		progressbar.OptionSetWriter(b.w),
 		progressbar.OptionSetWidth(30),
 		progressbar.OptionThrottle(100 * time.Millisecond),
 		progressbar.OptionShowElapsedTimeOnFinish(),
-		progressbar.OptionSetRenderBlankState(true),
+		// An ended job's bar is drawn by stop, full: never blank first.
+		progressbar.OptionSetRenderBlankState(!j.ended()),
 		progressbar.OptionSetDescription(progressText(j)),
 	}
 	if j.Progress.Total <= 0 && !j.ended() {
@@ -978,7 +980,7 @@ func (b *jobBar) update(j *cliJob) {
 	if j.ended() {
 		// Drawn by stop, with the bar full when it succeeded: never
 		// "succeeded" at the percent last seen.
-		b.final = progressText(j)
+		b.final = j
 		return
 	}
 	// Describe draws at once: a new status or phase shows even when the
@@ -995,14 +997,20 @@ func (b *jobBar) stop(done bool) {
 	if b.bar == nil || b.bar.IsFinished() {
 		return
 	}
+	if done && b.spin && b.final != nil && b.final.Progress.Total > 0 {
+		// It ended before a total was seen (a small export, queued until
+		// done): drawn full, as any job that succeeded.
+		_ = b.bar.Clear()
+		b.start(b.final)
+	}
 	if done {
 		_ = b.bar.Finish()
-		if b.final != "" {
-			b.bar.Describe(b.final) // a finished bar is drawn again, as it is
+		if b.final != nil {
+			b.bar.Describe(progressText(b.final)) // a finished bar is drawn again, as it is
 		}
 	} else {
-		if b.final != "" {
-			b.bar.Describe(b.final)
+		if b.final != nil {
+			b.bar.Describe(progressText(b.final))
 		}
 		_ = b.bar.Exit()
 	}

@@ -161,3 +161,19 @@ func TestCLIBackupProgressAndFile(t *testing.T) {
 		t.Errorf("hub.dump has mode %04o, want 0640 (0666 less the umask 027)", mode)
 	}
 }
+
+// A small export can go from queued to succeeded between two reports: its
+// last frame is still the full bar, not the spinner of a job with no total.
+func TestJobBarQueuedThenDone(t *testing.T) {
+	t.Parallel()
+	var out bytes.Buffer
+	c := &client{stderr: &out}
+	bar := c.newJobBar()
+	bar.update(progressJob("queued", 0, 0, "", 0))
+	bar.update(progressJob("succeeded", 3421, 3421, "rows", 100))
+	bar.stop(true)
+	fs := frames(out.String())
+	if len(fs) == 0 || !strings.HasPrefix(fs[len(fs)-1], "succeeded 3421/3421 rows 100% |") {
+		t.Fatalf("frames %q", fs)
+	}
+}
