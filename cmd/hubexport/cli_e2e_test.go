@@ -214,7 +214,7 @@ func TestCLIExport(t *testing.T) {
 
 	t.Run("no event stream: polling", func(t *testing.T) {
 		p := newMeddler(t, s.base)
-		p.noEvents = true
+		p.noEvents.Store(true)
 		dir := t.TempDir()
 		r := cli(t, dir, nil, "probe-logs", "--server", p.URL, "--token", adminToken, "--endpoint-id", "1", "--wait", "-o", "out.txt")
 		if r.code != 0 {
@@ -230,7 +230,7 @@ func TestCLIExport(t *testing.T) {
 
 	t.Run("a file that does not match its SHA-256 is not saved", func(t *testing.T) {
 		p := newMeddler(t, s.base)
-		p.tamper = true
+		p.tamper.Store(true)
 		dir := t.TempDir()
 		r := cli(t, dir, nil, "probe-logs", "--server", p.URL, "--token", adminToken, "--endpoint-id", "1", "--wait", "-o", "out.txt")
 		if r.code != 1 || !strings.Contains(r.stderr, "does not match") || !strings.Contains(r.stderr, "nothing was saved") {
@@ -378,7 +378,7 @@ func TestExportFlagsMakeParams(t *testing.T) {
 // corrupt downloaded files. It rewrites download links to pass through it.
 type meddler struct {
 	*httptest.Server
-	noEvents, tamper bool
+	noEvents, tamper atomic.Bool // set by the test while the proxy serves
 	events           atomic.Int32
 }
 
@@ -396,7 +396,7 @@ func newMeddler(t *testing.T, backend string) *meddler {
 		switch {
 		case strings.HasSuffix(path, "/download"):
 			rewrite = func(b []byte) []byte { return bytes.ReplaceAll(b, []byte(backend), []byte(m.URL)) }
-		case strings.HasPrefix(path, "/api/v1/files/") && m.tamper:
+		case strings.HasPrefix(path, "/api/v1/files/") && m.tamper.Load():
 			rewrite = func(b []byte) []byte {
 				if len(b) > 0 {
 					b[len(b)/2] ^= 0x20
@@ -420,7 +420,7 @@ func newMeddler(t *testing.T, backend string) *meddler {
 	m.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if strings.HasSuffix(r.URL.Path, "/events") {
 			m.events.Add(1)
-			if m.noEvents {
+			if m.noEvents.Load() {
 				http.Error(w, "event streams are not proxied here", http.StatusBadGateway)
 				return
 			}

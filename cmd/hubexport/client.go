@@ -958,7 +958,9 @@ func (b *jobBar) start(j *cliJob) {
 	}
 	if j.Progress.Total <= 0 && !j.ended() {
 		max, b.spin = -1, true
-		opts = append(opts, progressbar.OptionSpinnerType(14))
+		// No spinner goroutine of the library's own: it would draw while
+		// stop writes the line's end. The spinner turns with each update.
+		opts = append(opts, progressbar.OptionSpinnerType(14), progressbar.OptionSetSpinnerChangeInterval(0))
 	}
 	b.bar = progressbar.NewOptions64(max, opts...)
 }
