@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -16,7 +15,6 @@ import (
 	"github.com/hubexport/hubexport/internal/agefile"
 	"github.com/hubexport/hubexport/internal/export"
 	"github.com/hubexport/hubexport/internal/pgdump"
-	"github.com/hubexport/hubexport/internal/scratch"
 )
 
 // TypeBackupVerify is the task type of backup_verify jobs (restore drills).
@@ -113,18 +111,14 @@ func (h *BackupVerifyHandler) act(ctx context.Context, job *export.Job, pr *Prog
 	}()
 
 	rh := &DatabaseRestoreHandler{Runner: h.Runner, DB: h.DB, TempDir: h.TempDir, Identities: h.Identities}
-	dir, err := scratch.MkdirTemp(h.TempDir, RestoreTempPrefix)
+	path, _, remove, err := rh.fetchTemp(ctx, key, "backup job "+p.BackupJobID, want, pr)
 	if err != nil {
-		return nil, fmt.Errorf("jobs: verify: %w", err)
-	}
-	defer dir.Remove()
-	path := filepath.Join(dir.Path, "restore.dump")
-	if _, err := rh.fetch(ctx, key, "backup job "+p.BackupJobID, want, path, pr); err != nil {
 		if e, ok := errors.AsType[*export.Error](err); ok && e.Kind == export.KindInvalid {
 			return nil, drillFailed("fetch", e.Message, err)
 		}
 		return nil, err
 	}
+	defer remove()
 
 	major, err := pgdump.ServerMajor(ctx, scratchDB)
 	if err != nil {

@@ -109,16 +109,11 @@ func (h *DatabaseRestoreHandler) act(ctx context.Context, job *export.Job, pr *P
 	} else if want, err = h.uploadDigest(ctx, p.UploadID, source); err != nil {
 		return nil, err
 	}
-	dir, err := scratch.MkdirTemp(h.TempDir, RestoreTempPrefix)
-	if err != nil {
-		return nil, fmt.Errorf("jobs: restore: %w", err)
-	}
-	defer dir.Remove()
-	path := filepath.Join(dir.Path, "restore.dump")
-	encrypted, err := h.fetch(ctx, key, source, want, path, pr)
+	path, encrypted, remove, err := h.fetchTemp(ctx, key, source, want, pr)
 	if err != nil {
 		return nil, err
 	}
+	defer remove()
 
 	major := 0 // a dry run connects nowhere: any pg_restore lists a dump
 	if !p.DryRun {
@@ -214,6 +209,22 @@ func (h *DatabaseRestoreHandler) uploadDigest(ctx context.Context, id, source st
 		return "", fmt.Errorf("jobs: restore: read upload %s: %w", id, err)
 	}
 	return u.SHA256, nil
+}
+
+// fetchTemp fetches the dump at key (fetch) into a temporary directory of
+// this process's own, which the worker's start-up sweep removes should the
+// process die; remove deletes it.
+func (h *DatabaseRestoreHandler) fetchTemp(ctx context.Context, key, source, want string, pr *Progress) (path string, encrypted bool, remove func(), err error) {
+	dir, err := scratch.MkdirTemp(h.TempDir, RestoreTempPrefix)
+	if err != nil {
+		return "", false, nil, fmt.Errorf("jobs: restore: %w", err)
+	}
+	path = filepath.Join(dir.Path, "restore.dump")
+	if encrypted, err = h.fetch(ctx, key, source, want, path, pr); err != nil {
+		_ = dir.Remove()
+		return "", encrypted, nil, err
+	}
+	return path, encrypted, func() { _ = dir.Remove() }, nil
 }
 
 // fetch copies the dump at key into the file at path, decrypting an age file
