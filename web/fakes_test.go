@@ -130,6 +130,9 @@ func (s *fakeStore) audits() []export.AuditEntry {
 	return slices.Clone(s.audit)
 }
 
+// CreateJob follows store.Store.CreateJob (TestFakeStoreAgreesWithStore
+// holds them together): a cap of 0 means no cap, scheduled jobs do not use
+// up the owner's allowance, and a replayed idempotency key wins over the cap.
 func (s *fakeStore) CreateJob(_ context.Context, j *export.Job, maxActive int) (*export.Job, bool, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -141,13 +144,15 @@ func (s *fakeStore) CreateJob(_ context.Context, j *export.Job, maxActive int) (
 		if j.IdempotencyKey != "" && old.KeyID == j.KeyID && old.IdempotencyKey == j.IdempotencyKey {
 			return clone(old), true, nil
 		}
-		if !old.Status.Ended() {
+		if !old.Status.Ended() && old.ScheduleID == "" {
 			active++
 		}
 	}
-	if active >= maxActive {
-		return nil, false, &export.Error{Kind: export.KindTooMany, Code: "too_many_active_jobs",
-			Message: fmt.Sprintf("you already have %d exports queued or running; wait for one to end", active), RetryAfter: s.retryAfter}
+	if maxActive > 0 && active >= maxActive {
+		e := export.Errorf(export.KindTooMany, "too_many_active_jobs",
+			"you already have %d queued or running exports (the limit is %d); wait for one to finish or cancel one", active, maxActive)
+		e.RetryAfter = s.retryAfter
+		return nil, false, e
 	}
 	s.jobs[j.ID] = clone(j)
 	return clone(j), false, nil

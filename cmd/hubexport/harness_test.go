@@ -291,11 +291,12 @@ func (s *stack) do(method, path, token string, body any, headers ...string) resp
 
 // job is the part of the job object the tests read.
 type job struct {
-	ID       string `json:"id"`
-	Type     string `json:"type"`
-	Status   string `json:"status"`
-	Attempts int    `json:"attempts"`
-	Progress struct {
+	ID        string    `json:"id"`
+	Type      string    `json:"type"`
+	Status    string    `json:"status"`
+	Attempts  int       `json:"attempts"`
+	CreatedAt time.Time `json:"created_at"`
+	Progress  struct {
 		Done    int64   `json:"done"`
 		Total   int64   `json:"total"`
 		Percent float64 `json:"percent"`

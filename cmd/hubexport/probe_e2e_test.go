@@ -64,7 +64,11 @@ func TestProbeLogExportLocal(t *testing.T) {
 			t.Errorf("%s: file\n%q\nwant\n%q", c.name, body, c.want)
 		}
 		sum := sha256.Sum256(body)
-		wantName := "probe-logs-" + time.Now().UTC().Format("2006-01-02") + ".txt"
+		// Named by the job's creation day (UTC), which a run across midnight must not change.
+		wantName := "probe-logs-" + j.CreatedAt.UTC().Format("2006-01-02") + ".txt"
+		if j.CreatedAt.IsZero() {
+			t.Fatalf("%s: job has no created_at", c.name)
+		}
 		if j.Result.SHA256 != hex.EncodeToString(sum[:]) || j.Result.SizeBytes != int64(len(body)) ||
 			j.Result.Rows != int64(strings.Count(c.want, "\n")+1) || j.Result.Filename != wantName ||
 			j.Result.ContentType != "text/plain; charset=utf-8" {

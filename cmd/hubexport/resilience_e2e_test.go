@@ -16,10 +16,12 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/hibiken/asynq"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/hubexport/hubexport/internal/scratch"
 	"github.com/hubexport/hubexport/internal/testenv"
+	"github.com/hubexport/hubexport/jobs"
 )
 
 // A worker killed in the middle of a job: the job is taken up again and
@@ -259,7 +261,23 @@ func TestRedisFlushedWhileQueued(t *testing.T) {
 	s.start("api")
 	a := s.create(adminToken, map[string]any{"type": "probe_logs"})
 	b := s.create(adminToken, map[string]any{"type": "probe_logs", "params": map[string]any{"result": "fail"}})
+	opt, err := asynq.ParseRedisURI(s.redis.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	in := asynq.NewInspector(opt)
+	defer in.Close()
+	for _, id := range []string{a.ID, b.ID} {
+		if info, err := in.GetTaskInfo(jobs.QueueExports, id); err != nil || info.State != asynq.TaskStatePending {
+			t.Fatalf("job %s before the flush: task %+v, %v (want pending in Asynq)", id, info, err)
+		}
+	}
 	s.redis.Flush(t)
+	for _, id := range []string{a.ID, b.ID} {
+		if _, err := in.GetTaskInfo(jobs.QueueExports, id); !errors.Is(err, asynq.ErrTaskNotFound) && !errors.Is(err, asynq.ErrQueueNotFound) {
+			t.Fatalf("job %s after the flush: task still in Redis (%v)", id, err)
+		}
+	}
 	s.start("worker")
 	for _, id := range []string{a.ID, b.ID} {
 		if j := s.wait(adminToken, id, 30*time.Second); j.Status != "succeeded" {

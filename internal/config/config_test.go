@@ -1,8 +1,15 @@
 package config
 
 import (
+	"go/ast"
+	"go/parser"
+	"go/token"
 	"os"
 	"path/filepath"
+	"regexp"
+	"slices"
+	"sort"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -82,18 +89,98 @@ func TestDurationsAndRedaction(t *testing.T) {
 	}
 }
 
+// Every name the reader is asked for anywhere in the package's source (a
+// string literal passed to one of reader's methods, with _FILE for secrets)
+// must be in Variables(), which deployment files and the README are checked
+// against; a variable read only under a condition would otherwise be missed.
 func TestVariablesListsWhatLoadReads(t *testing.T) {
 	t.Parallel()
-	vars := Variables()
-	for _, want := range []string{"DATABASE_URL", "REDIS_URL", "HUB_REDIS_URL", "ADMIN_TOKEN", "ADMIN_TOKEN_FILE", "STORAGE_URL", "S3_SECRET_ACCESS_KEY_FILE", "PUBLIC_URL"} {
-		found := false
-		for _, v := range vars {
-			found = found || v == want
-		}
-		if !found {
-			t.Errorf("Variables() misses %s: %v", want, vars)
+	vars := map[string]bool{}
+	for _, v := range Variables() {
+		vars[v] = true
+	}
+	read := variablesInSource(t)
+	if len(read) < 40 {
+		t.Fatalf("found only %d variable names in the source (%v): the scan is broken", len(read), read)
+	}
+	for _, name := range read {
+		if !vars[name] {
+			t.Errorf("Load reads %s but Variables() does not list it", name)
 		}
 	}
+	for v := range vars {
+		if !slices.Contains(read, v) {
+			t.Errorf("Variables() lists %s, which no reader call names", v)
+		}
+	}
+}
+
+// variablesInSource returns the string literals passed as first argument to
+// a method of *reader in the package's non-test files (secret names twice:
+// NAME and NAME_FILE).
+func variablesInSource(t *testing.T) []string {
+	t.Helper()
+	fset := token.NewFileSet()
+	files, err := filepath.Glob("*.go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var parsed []*ast.File
+	methods := map[string]bool{}
+	for _, name := range files {
+		if strings.HasSuffix(name, "_test.go") {
+			continue
+		}
+		f, err := parser.ParseFile(fset, name, nil, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		parsed = append(parsed, f)
+		for _, d := range f.Decls {
+			fn, ok := d.(*ast.FuncDecl)
+			if !ok || fn.Recv == nil || len(fn.Recv.List) != 1 {
+				continue
+			}
+			if star, ok := fn.Recv.List[0].Type.(*ast.StarExpr); ok {
+				if id, ok := star.X.(*ast.Ident); ok && id.Name == "reader" {
+					methods[fn.Name.Name] = true
+				}
+			}
+		}
+	}
+	envName := regexp.MustCompile(`^[A-Z][A-Z0-9_]+$`)
+	seen := map[string]bool{}
+	for _, f := range parsed {
+		ast.Inspect(f, func(n ast.Node) bool {
+			call, ok := n.(*ast.CallExpr)
+			if !ok || len(call.Args) == 0 {
+				return true
+			}
+			sel, ok := call.Fun.(*ast.SelectorExpr)
+			if !ok || !methods[sel.Sel.Name] || sel.Sel.Name == "fail" {
+				return true
+			}
+			lit, ok := call.Args[0].(*ast.BasicLit)
+			if !ok || lit.Kind != token.STRING {
+				return true
+			}
+			name, err := strconv.Unquote(lit.Value)
+			if err != nil || !envName.MatchString(name) {
+				return true
+			}
+			seen[name] = true
+			if sel.Sel.Name == "secret" {
+				seen[name+"_FILE"] = true
+			}
+			return true
+		})
+	}
+	out := make([]string, 0, len(seen))
+	for n := range seen {
+		out = append(out, n)
+	}
+	sort.Strings(out)
+	return out
 }
 
 func TestRestoreUploadMaxBytes(t *testing.T) {

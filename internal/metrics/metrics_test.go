@@ -6,9 +6,12 @@ import (
 	"io"
 	"log/slog"
 	"net/http/httptest"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 func scrape(t *testing.T, m *Metrics) string {
@@ -94,10 +97,43 @@ func TestActiveJobsFailureKeepsTheRest(t *testing.T) {
 	}
 }
 
+// A process without METRICS_ADDR passes a nil *Metrics everywhere: every
+// recording method, including ones added later, must be a no-op on nil
+// rather than a panic in a worker, and nothing may land in the process-wide
+// default registry instead.
 func TestNilMetricsRecordNothing(t *testing.T) {
 	var m *Metrics
-	m.JobEnded("probe_logs", "succeeded", time.Second, 1, 1)
-	m.LockWaited("l", time.Second)
-	m.WebhookDelivered(WebhookSucceeded)
-	m.BackupSucceeded("s", time.Now())
+	v := reflect.ValueOf(m)
+	called := 0
+	for i := range v.NumMethod() {
+		method := v.Type().Method(i)
+		if method.Name == "Register" || method.Name == "Handler" {
+			continue // need a registry by design; serve builds one before calling them
+		}
+		args := make([]reflect.Value, method.Type.NumIn()-1)
+		for j := range args {
+			args[j] = reflect.New(method.Type.In(j + 1)).Elem()
+		}
+		func() {
+			defer func() {
+				if r := recover(); r != nil {
+					t.Errorf("(*Metrics)(nil).%s panicked: %v", method.Name, r)
+				}
+			}()
+			v.Method(i).Call(args)
+		}()
+		called++
+	}
+	if called < 5 {
+		t.Fatalf("called %d recording methods, want at least 5 (JobEnded, LockWaited, WebhookDelivered, BackupSucceeded, BackupVerified)", called)
+	}
+	families, err := prometheus.DefaultGatherer.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range families {
+		if strings.HasPrefix(f.GetName(), namespace+"_") {
+			t.Errorf("the default registry holds %s", f.GetName())
+		}
+	}
 }
