@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -166,8 +167,24 @@ func TestRunnerStopsOnCancel(t *testing.T) {
 	ctx := context.Background()
 	j := f.newJob(t, `{}`)
 	done := make(chan error, 1)
-	go func() { done <- f.runner.Run(ctx, task(j.ID), lines(1000, 5*time.Millisecond)) }()
-	time.Sleep(200 * time.Millisecond)
+	// The producer would write for an hour; it signals once it is writing,
+	// so the cancel lands mid-run and not before the attempt started.
+	writing := make(chan struct{})
+	var once sync.Once
+	endless := func(ctx context.Context, job *export.Job, w io.Writer, pr *Progress) (int64, error) {
+		return lines(360000, 10*time.Millisecond)(ctx, job, writerFunc(func(p []byte) (int, error) {
+			once.Do(func() { close(writing) })
+			return w.Write(p)
+		}), pr)
+	}
+	go func() { done <- f.runner.Run(ctx, task(j.ID), endless) }()
+	select {
+	case <-writing:
+	case err := <-done:
+		t.Fatalf("the attempt ended before writing: %v", err)
+	case <-time.After(30 * time.Second):
+		t.Fatal("the attempt never started writing")
+	}
 	if _, err := f.store.CancelJob(ctx, j.ID, &export.JobError{Code: "canceled", Message: "test"}); err != nil {
 		t.Fatal(err)
 	}
@@ -362,3 +379,7 @@ func TestRunnerCrashedAttempts(t *testing.T) {
 		t.Fatalf("poison job: %s %+v", got.Status, got.Error)
 	}
 }
+
+type writerFunc func([]byte) (int, error)
+
+func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
