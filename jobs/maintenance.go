@@ -208,6 +208,7 @@ func NewScheduler(rdb redis.UniversalClient, log *slog.Logger, cleanupEvery time
 		Location: time.UTC,
 		Logger:   asynqLogger{log},
 		LogLevel: asynq.WarnLevel,
+		//lint:ignore SA1019 PostEnqueueFunc is given no task when enqueueing fails; this names its type in the log.
 		EnqueueErrorHandler: func(t *asynq.Task, _ []asynq.Option, err error) {
 			log.Warn("periodic_enqueue_failed", "task_type", t.Type(), "error", err)
 		},

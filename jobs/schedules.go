@@ -148,6 +148,7 @@ func NewScheduleManager(rdb redis.UniversalClient, p *ScheduleProvider, syncInte
 			HeartbeatInterval: min(syncInterval, 10*time.Second),
 			Logger:            asynqLogger{log},
 			LogLevel:          asynq.WarnLevel,
+			//lint:ignore SA1019 PostEnqueueFunc is given no task when enqueueing fails; this names its type in the log.
 			EnqueueErrorHandler: func(t *asynq.Task, _ []asynq.Option, err error) {
 				if errors.Is(err, asynq.ErrDuplicateTask) || errors.Is(err, asynq.ErrTaskIDConflict) {
 					return // another scheduler process got there first

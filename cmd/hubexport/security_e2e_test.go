@@ -239,9 +239,9 @@ func TestWebhookScopeFollowsOwner(t *testing.T) {
 	j2 := run(seed.UserKey, "usage_logs")
 	alice.waitFor(2, 30*time.Second)
 	j3 := run(seed.AdminKey, "usage_logs")
-	got := boss.waitFor(2, 30*time.Second)
+	boss.waitFor(2, 30*time.Second)
 	time.Sleep(2 * time.Second) // anything misrouted would have arrived by now
-	got = boss.requests()
+	got := boss.requests()
 	if len(got) != 2 || got[1].event.Data.JobID != j3 {
 		var ids []string
 		for _, r := range got {

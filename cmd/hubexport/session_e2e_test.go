@@ -62,7 +62,7 @@ func TestSessionRequestExport(t *testing.T) {
 		"session:" + sid + ":req:1:reqHeaders":    `{"accept":"*/*"}`,
 		"session:" + sid + ":req:1:clientReqMeta": `{"url":"https://hub.example/v1/messages","method":"POST"}`,
 	} {
-		if err := rdb.SetEx(ctx, k, v, 300*time.Second).Err(); err != nil {
+		if err := rdb.Set(ctx, k, v, 300*time.Second).Err(); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -148,7 +148,7 @@ func TestSessionRequestExport(t *testing.T) {
 	}
 
 	// Another key's snapshot is not the request's: CCH refuses it, so do we.
-	if err := rdb.SetEx(ctx, base+"owner", strconv.FormatInt(keyID+1000, 10), 300*time.Second).Err(); err != nil {
+	if err := rdb.Set(ctx, base+"owner", strconv.FormatInt(keyID+1000, 10), 300*time.Second).Err(); err != nil {
 		t.Fatal(err)
 	}
 	j = s.create(adminToken, map[string]any{"type": "session_request", "params": map[string]any{"session_id": sid, "sequence": 2}})

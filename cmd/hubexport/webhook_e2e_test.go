@@ -503,7 +503,7 @@ func TestWebhookRotation(t *testing.T) {
 	if r.status != 200 || !strings.HasPrefix(rotated.Secret, "whsec_") || rotated.Secret == old || r.header.Get("Cache-Control") != "no-store" {
 		t.Fatalf("rotate: %d %s", r.status, r.body)
 	}
-	if e := rotated.PreviousSecretExpiresAt; e == nil || e.Sub(time.Now()) < 23*time.Hour || e.Sub(time.Now()) > 25*time.Hour {
+	if e := rotated.PreviousSecretExpiresAt; e == nil || time.Until(*e) < 23*time.Hour || time.Until(*e) > 25*time.Hour {
 		t.Errorf("previous secret expires at %v, want in 24 h", e)
 	}
 	// The receiver trusts only the new secret, as after switching over.

@@ -48,7 +48,7 @@ func sessionFixture(t *testing.T, pool *pgxpool.Pool) (sid string, keyID int64) 
 func cchWrite(t *testing.T, rdb *redis.Client, kv map[string]string) {
 	t.Helper()
 	for k, v := range kv {
-		if err := rdb.SetEx(context.Background(), k, v, 300*time.Second).Err(); err != nil {
+		if err := rdb.Set(context.Background(), k, v, 300*time.Second).Err(); err != nil {
 			t.Fatal(err)
 		}
 	}

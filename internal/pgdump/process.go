@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"io"
 	"log/slog"
 	"os"
 	"os/exec"
@@ -160,7 +159,3 @@ func (t *Tools) log() *slog.Logger {
 	return t.Log
 }
 
-// readOnly hides a reader's WriterTo, so copies go through our own loop and buffer.
-type readOnly struct{ r io.Reader }
-
-func (r readOnly) Read(p []byte) (int, error) { return r.r.Read(p) }
