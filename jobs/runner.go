@@ -415,32 +415,17 @@ func (a *attempt) ended(s export.Status) {
 // keep renews the job lease and checks that the attempt still owns the job,
 // cancelling the attempt as soon as either is no longer true.
 func (a *attempt) keep(ctx context.Context, cancel context.CancelCauseFunc, lease *lock.Lease) {
-	every := a.r.LeaseTTL / 3
-	t := time.NewTicker(every)
-	defer t.Stop()
-	lastRenewed := time.Now()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-		switch err := lease.Renew(ctx); {
-		case err == nil:
-			lastRenewed = time.Now()
-		case errors.Is(err, lock.ErrLost):
-			cancel(errLeaseLost)
-			return
-		case ctx.Err() != nil:
-			return
-		case time.Since(lastRenewed) >= a.r.LeaseTTL:
-			cancel(fmt.Errorf("%w: %w", errLeaseLost, err))
-			return
-		}
+	err := lease.Keep(ctx, lock.KeepOptions{Log: a.log, Check: func(ctx context.Context) error {
 		if err := a.r.Store.CheckAttempt(ctx, a.job.ID, a.token); errors.Is(err, export.ErrSuperseded) {
-			cancel(errSuperseded)
-			return
+			return errSuperseded
 		}
+		return nil
+	}})
+	switch {
+	case errors.Is(err, lock.ErrLost):
+		cancel(fmt.Errorf("%w: %w", errLeaseLost, err))
+	case err != nil:
+		cancel(err)
 	}
 }
 
