@@ -176,12 +176,11 @@ func (s *Service) List(ctx context.Context, p Principal, f JobFilter) (JobPage, 
 		uid := p.UserID
 		f.UserID = &uid
 	}
-	if f.Limit <= 0 {
-		f.Limit = 50
+	limit, err := pageLimit(f.Limit)
+	if err != nil {
+		return JobPage{}, err
 	}
-	if f.Limit > 200 {
-		return JobPage{}, Invalid("limit", "must be between 1 and 200")
-	}
+	f.Limit = limit
 	if f.Status != "" && !f.Status.Valid() {
 		return JobPage{}, Invalid("status", "unknown status %q; use queued, running, succeeded, failed, canceled or expired", f.Status)
 	}

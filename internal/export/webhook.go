@@ -552,16 +552,6 @@ func checkDescription(d string) error {
 	return nil
 }
 
-func pageLimit(limit int) (int, error) {
-	if limit == 0 {
-		return 50, nil
-	}
-	if limit < 1 || limit > 200 {
-		return 0, Invalid("limit", "must be between 1 and 200")
-	}
-	return limit, nil
-}
-
 func webhookTarget(e *WebhookEndpoint) string {
 	if e == nil {
 		return ""
