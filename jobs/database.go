@@ -2,6 +2,7 @@ package jobs
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"maps"
@@ -72,6 +73,10 @@ func (d *DatabaseTools) lockBackup(ctx context.Context, job *export.Job, pr *Pro
 		if ctx.Err() == nil {
 			log.WarnContext(ctx, event+"_lock_conflict", "error", err)
 		}
+		var held *lock.HeldError
+		if errors.As(err, &held) {
+			return nil, lockConflict(held)
+		}
 		return nil, err
 	}
 	if waited {
@@ -98,6 +103,15 @@ func toolConn(c pgdump.Conn, major int) pgdump.Conn {
 	params["options"] = opt
 	c.Params = params
 	return c
+}
+
+// lockConflict is what the owner of a job reads when another holder kept
+// the backup lock past BACKUP_LOCK_WAIT.
+func lockConflict(held *lock.HeldError) error {
+	return &export.Error{Kind: export.KindConflict, Code: "backup_lock_conflict",
+		Message: fmt.Sprintf("the backup lock is held by %s (waited %s); another backup or restore is running, try again when it has finished",
+			held.Holder, held.Holder.Waited.Round(time.Second)),
+		Err: held}
 }
 
 // lockLost is the error of work stopped because the backup lock was lost.

@@ -2,13 +2,17 @@ package jobs
 
 import (
 	"errors"
+	"log/slog"
 	"slices"
+	"strings"
 	"testing"
+	"time"
 
 	"filippo.io/age"
 
 	"github.com/hubexport/hubexport/internal/agefile"
 	"github.com/hubexport/hubexport/internal/export"
+	"github.com/hubexport/hubexport/internal/lock"
 )
 
 // Whom a backup is encrypted to: the worker's policy recipients plus the
@@ -47,5 +51,25 @@ func TestBackupRecipients(t *testing.T) {
 		if err != nil || !slices.Equal(agefile.Fingerprints(rs), tc.want) {
 			t.Errorf("%s: %q %v, want %q", tc.name, agefile.Fingerprints(rs), err, tc.want)
 		}
+	}
+}
+
+// A backup that finds CCH holding the backup lock past its wait fails with
+// backup_lock_conflict, saying who holds it.
+func TestBackupLockConflict(t *testing.T) {
+	t.Parallel()
+	f := setup(t)
+	if err := f.rdb.Set(t.Context(), lock.BackupKey, "1769682600000-k3j9x2q", time.Minute).Err(); err != nil {
+		t.Fatal(err)
+	}
+	d := &DatabaseTools{LockRedis: f.rdb, LockWait: -1}
+	job := &export.Job{ID: "exp_conflict", Type: export.TypeDatabaseBackup}
+	_, err := d.lockBackup(t.Context(), job, nil, slog.New(slog.DiscardHandler), "database_export", noMetrics{})
+	var e *export.Error
+	if !errors.As(err, &e) || e.Code != "backup_lock_conflict" || e.Kind != export.KindConflict || !errors.Is(err, lock.ErrHeld) {
+		t.Fatalf("got %v", err)
+	}
+	if !strings.Contains(e.Message, "held by a backup or restore started from CCH") {
+		t.Errorf("message: %s", e.Message)
 	}
 }

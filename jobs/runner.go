@@ -129,7 +129,6 @@ func (r *Runner) RunWork(ctx context.Context, t *asynq.Task, w Work) error {
 		return err
 	}
 	retried, _ := asynq.GetRetryCount(ctx)
-	maxRetry, _ := asynq.GetMaxRetry(ctx)
 	log := r.Log.With("job_id", jobID, "task_type", t.Type(), "retry", retried)
 
 	lease, err := lock.Acquire(ctx, r.Redis, leaseKey(jobID), r.LeaseTTL)
@@ -145,58 +144,107 @@ func (r *Runner) RunWork(ctx context.Context, t *asynq.Task, w Work) error {
 			log.WarnContext(ctx, "job_lease_release_failed", "error", err)
 		}
 	}()
-	token := lease.Value()
 
+	a, err := r.begin(ctx, log, jobID, lease.Value())
+	if a == nil {
+		return err
+	}
+	defer a.end(ctx)
+	if err := a.admit(ctx, t.Type(), retried); err != nil {
+		return err
+	}
+	return a.run(ctx, lease, w)
+}
+
+// attempt is one run of a job by the holder of its lease: what the steps
+// of RunWork share.
+type attempt struct {
+	r     *Runner
+	job   *export.Job
+	token string // the lease's value; the store checks it on every write
+	log   *slog.Logger
+	spec  export.TypeSpec
+	// failedBefore earlier attempts failed on their own, out of budget
+	// allowed retries.
+	failedBefore, budget int
+	started              time.Time
+	// outcome is recorded when the attempt returns. One whose process
+	// dies never records one, which is how the next attempt knows it
+	// crashed; a panic is the attempt's own failure.
+	outcome string
+}
+
+// begin makes the attempt holding token the job's owner. It returns a nil
+// attempt (and the error for Asynq) when there is nothing to run.
+func (r *Runner) begin(ctx context.Context, log *slog.Logger, jobID, token string) (*attempt, error) {
 	job, err := r.Store.BeginAttempt(ctx, jobID, token)
 	switch {
 	case errors.Is(err, export.ErrJobEnded):
 		log.InfoContext(ctx, "job_already_ended", "status", job.Status)
-		return nil
+		return nil, nil
 	case errors.Is(err, export.ErrNotFound):
 		log.ErrorContext(ctx, "job_missing")
-		return fmt.Errorf("jobs: job %s has no record: %w", jobID, asynq.SkipRetry)
+		return nil, fmt.Errorf("jobs: job %s has no record: %w", jobID, asynq.SkipRetry)
 	case err != nil:
-		return err
+		return nil, err
 	}
-	// An attempt that returns records how it ended; one whose process dies
-	// here never does, which is how the next attempt knows it crashed. A
-	// panic is the attempt's own failure.
-	outcome := outcomeFailed
-	defer func() {
-		if err := r.Store.EndAttempt(context.WithoutCancel(ctx), jobID, token, outcome); err != nil {
-			log.WarnContext(ctx, "job_attempt_end_record_failed", "error", err)
-		}
-	}()
-	failFast := func(e *export.JobError, leftovers bool) error {
-		outcome = outcomeFailed
-		if r.Store.Fail(context.WithoutCancel(ctx), jobID, token, e, leftovers) == nil {
-			r.notifyEnded(ctx, jobID)
-		}
-		r.metrics().JobEnded(string(job.Type), string(export.StatusFailed), 0, 0, 0)
-		log.WarnContext(ctx, "job_failed", "code", e.Code)
-		return fmt.Errorf("jobs: %s: %w", e.Message, asynq.SkipRetry)
+	return &attempt{r: r, job: job, token: token, log: log, outcome: outcomeFailed}, nil
+}
+
+// end records how the attempt ended.
+func (a *attempt) end(ctx context.Context) {
+	if err := a.r.Store.EndAttempt(context.WithoutCancel(ctx), a.job.ID, a.token, a.outcome); err != nil {
+		a.log.WarnContext(ctx, "job_attempt_end_record_failed", "error", err)
 	}
-	spec, ok := r.Registry.Spec(job.Type)
+}
+
+// admit fails the job at once when this worker cannot run its type or the
+// job killed the worker too often, and otherwise works out the retry
+// budget.
+func (a *attempt) admit(ctx context.Context, taskType string, retried int) error {
+	spec, ok := a.r.Registry.Spec(a.job.Type)
 	if !ok {
-		return failFast(&export.JobError{Code: "unsupported_type", Message: fmt.Sprintf("this worker cannot run %s exports; upgrade it", job.Type)}, false)
+		return a.failNow(ctx, &export.JobError{Code: "unsupported_type", Message: fmt.Sprintf("this worker cannot run %s exports; upgrade it", a.job.Type)}, false)
 	}
-	failedBefore, crashed, err := r.Store.AttemptHistory(ctx, jobID, token)
+	a.spec = spec
+	failedBefore, crashed, err := a.r.Store.AttemptHistory(ctx, a.job.ID, a.token)
 	if err != nil {
-		log.WarnContext(ctx, "job_attempt_history_failed", "error", err)
+		a.log.WarnContext(ctx, "job_attempt_history_failed", "error", err)
 		failedBefore, crashed = retried, 0
 	}
 	if crashed > 0 {
-		log.WarnContext(ctx, "job_attempts_crashed", "crashed_in_a_row", crashed)
+		a.log.WarnContext(ctx, "job_attempts_crashed", "crashed_in_a_row", crashed)
 	}
 	if crashed >= PoisonCrashes {
-		return failFast(&export.JobError{Code: "poison_job", Message: fmt.Sprintf(
+		return a.failNow(ctx, &export.JobError{Code: "poison_job", Message: fmt.Sprintf(
 			"the worker process died (killed, out of memory or crashed) during each of the last %d attempts of this job, so it is not tried again; "+
 				"check the worker's logs and memory limit, then create the export again", crashed)}, true)
 	}
-	budget := failureBudget(t.Type(), maxRetry)
-	log = log.With("job_type", job.Type, "attempt", job.Attempts)
-	log.InfoContext(ctx, "job_started")
-	started := r.Now()
+	maxRetry, _ := asynq.GetMaxRetry(ctx)
+	a.failedBefore, a.budget = failedBefore, failureBudget(taskType, maxRetry)
+	return nil
+}
+
+// failNow fails the job before any work, without a retry.
+func (a *attempt) failNow(ctx context.Context, e *export.JobError, leftovers bool) error {
+	a.outcome = outcomeFailed
+	err := a.r.Store.Fail(context.WithoutCancel(ctx), a.job.ID, a.token, e, leftovers)
+	switch {
+	case err == nil:
+		a.r.notifyEnded(ctx, a.job.ID)
+	case !errors.Is(err, export.ErrSuperseded):
+		a.log.ErrorContext(ctx, "job_fail_record_failed", "code", e.Code, "error", err)
+	}
+	a.r.metrics().JobEnded(string(a.job.Type), string(export.StatusFailed), 0, 0, 0)
+	a.log.WarnContext(ctx, "job_failed", "code", e.Code)
+	return fmt.Errorf("jobs: %s: %w", e.Message, asynq.SkipRetry)
+}
+
+// run does w while the lease is kept, and records how it went.
+func (a *attempt) run(ctx context.Context, lease *lock.Lease, w Work) error {
+	a.log = a.log.With("job_type", a.job.Type, "attempt", a.job.Attempts)
+	a.log.InfoContext(ctx, "job_started")
+	a.started = a.r.Now()
 
 	runCtx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
@@ -204,112 +252,192 @@ func (r *Runner) RunWork(ctx context.Context, t *asynq.Task, w Work) error {
 	keeper.Add(1)
 	go func() {
 		defer keeper.Done()
-		r.keep(runCtx, cancel, lease, jobID, token)
+		a.keep(runCtx, cancel, lease)
 	}()
 	defer keeper.Wait()
 	defer cancel(nil)
 
-	pr := &Progress{store: r.Store, jobID: jobID, token: token, every: r.ProgressEvery, cancel: cancel, log: log}
-	var (
-		key       string // "" for a job without an artifact
-		res       export.Result
-		uploadErr error
-	)
-	if w.Act != nil {
-		res, uploadErr = r.act(runCtx, job, w.Act, pr)
-	} else {
-		filename := spec.Filename(job, job.CreatedAt)
-		key = spec.ArtifactKey(job, filename)
-		if n, err := r.Objects.AbortPending(runCtx, spec.ArtifactPrefix(job)); err != nil {
-			log.WarnContext(ctx, "leftovers_abort_failed", "error", err)
-		} else {
-			if n > 0 {
-				log.InfoContext(ctx, "leftovers_aborted", "count", n)
-			}
-			// What an earlier attempt could not abort is gone now.
-			if err := r.Store.MarkLeftovers(ctx, jobID, false); err != nil {
-				log.WarnContext(ctx, "leftovers_mark_failed", "error", err)
-			}
-		}
-		res, uploadErr = r.stream(runCtx, job, key, spec.ArtifactContentType(job), w.Produce, pr)
-		if uploadErr == nil {
-			res.Filename = filename
-			// A scheduled backup is kept by its schedule's retention instead.
-			if job.ScheduleID == "" {
-				res.ExpiresAt = r.Now().Add(r.Retention).UTC().Truncate(time.Second)
-			}
-		}
-		if uploadErr == nil && w.Verify != nil {
-			uploadErr = r.verify(runCtx, log, job, key, &res, w.Verify)
-		}
-	}
-	if uploadErr == nil {
-		err := r.Store.Succeed(ctx, jobID, token, key, res)
-		if err == nil {
-			outcome = outcomeSucceeded
-			took := r.Now().Sub(started)
-			log.InfoContext(ctx, "job_succeeded", "rows", res.Rows, "size_bytes", res.SizeBytes,
-				"duration_ms", took.Milliseconds())
-			r.metrics().JobEnded(string(job.Type), string(export.StatusSucceeded), took, res.Rows, res.SizeBytes)
-			r.notifyEnded(ctx, jobID)
+	pr := &Progress{store: a.r.Store, jobID: a.job.ID, token: a.token, every: a.r.ProgressEvery, cancel: cancel, log: a.log}
+	key, res, err := a.work(runCtx, w, pr)
+	if err == nil {
+		if err = a.succeed(ctx, key, res); err == nil {
 			return nil
 		}
-		// The file is complete but the job is no longer ours.
-		uploadErr = err
-		if errors.Is(err, export.ErrSuperseded) {
-			uploadErr = errSuperseded
-			if j, jerr := r.Store.Job(ctx, jobID); jerr == nil && j.Status == export.StatusCanceled && key != "" {
-				if derr := export.DeleteArtifact(context.WithoutCancel(ctx), r.Objects, key); derr != nil {
-					log.WarnContext(ctx, "canceled_artifact_delete_failed", "error", derr)
-					_ = r.Store.MarkLeftovers(context.WithoutCancel(ctx), jobID, true)
-				}
-			}
+	}
+	return a.fail(ctx, runCtx, err)
+}
+
+// work runs w: Act, or Produce into the job's artifact key (returned; ""
+// for a job without an artifact) and then Verify.
+func (a *attempt) work(ctx context.Context, w Work, pr *Progress) (string, export.Result, error) {
+	if w.Act != nil {
+		res, err := a.act(ctx, w.Act, pr)
+		return "", res, err
+	}
+	filename := a.spec.Filename(a.job, a.job.CreatedAt)
+	key := a.spec.ArtifactKey(a.job, filename)
+	if n, err := a.r.Objects.AbortPending(ctx, a.spec.ArtifactPrefix(a.job)); err != nil {
+		a.log.WarnContext(ctx, "leftovers_abort_failed", "error", err)
+	} else {
+		if n > 0 {
+			a.log.InfoContext(ctx, "leftovers_aborted", "count", n)
+		}
+		// What an earlier attempt could not abort is gone now.
+		a.markLeftovers(ctx, false)
+	}
+	res, err := a.stream(ctx, key, a.spec.ArtifactContentType(a.job), w.Produce, pr)
+	if err != nil {
+		return key, res, err
+	}
+	res.Filename = filename
+	// A scheduled backup is kept by its schedule's retention instead.
+	if a.job.ScheduleID == "" {
+		res.ExpiresAt = a.r.Now().Add(a.r.Retention).UTC().Truncate(time.Second)
+	}
+	if w.Verify != nil {
+		err = a.verify(ctx, key, &res, w.Verify)
+	}
+	return key, res, err
+}
+
+// succeed records the job's success. When the job is no longer this
+// attempt's, it returns why, deleting the artifact of a canceled job.
+func (a *attempt) succeed(ctx context.Context, key string, res export.Result) error {
+	err := a.r.Store.Succeed(ctx, a.job.ID, a.token, key, res)
+	if err == nil {
+		a.outcome = outcomeSucceeded
+		took := a.r.Now().Sub(a.started)
+		a.log.InfoContext(ctx, "job_succeeded", "rows", res.Rows, "size_bytes", res.SizeBytes,
+			"duration_ms", took.Milliseconds())
+		a.r.metrics().JobEnded(string(a.job.Type), string(export.StatusSucceeded), took, res.Rows, res.SizeBytes)
+		a.r.notifyEnded(ctx, a.job.ID)
+		return nil
+	}
+	if !errors.Is(err, export.ErrSuperseded) {
+		return err
+	}
+	// The file is complete but the job is no longer ours.
+	if j, jerr := a.r.Store.Job(ctx, a.job.ID); jerr == nil && j.Status == export.StatusCanceled && key != "" {
+		if derr := export.DeleteArtifact(context.WithoutCancel(ctx), a.r.Objects, key); derr != nil {
+			a.log.WarnContext(ctx, "canceled_artifact_delete_failed", "error", derr)
+			a.markLeftovers(context.WithoutCancel(ctx), true)
 		}
 	}
-	return r.failed(ctx, runCtx, log, job, token, uploadErr, failedBefore, budget, started, &outcome)
+	return errSuperseded
+}
+
+// fail decides what the attempt's error means for the job and for Asynq.
+func (a *attempt) fail(ctx, runCtx context.Context, err error) error {
+	bg := context.WithoutCancel(ctx)
+	a.outcome = outcomeInterrupted
+	cause := context.Cause(runCtx)
+	switch {
+	case errors.Is(cause, errSuperseded) || errors.Is(err, errSuperseded):
+		if a.canceled(bg) {
+			return nil
+		}
+		a.log.WarnContext(ctx, "job_attempt_superseded")
+		return errSuperseded
+	case errors.Is(cause, errLeaseLost):
+		a.log.WarnContext(ctx, "job_lease_lost", "error", cause)
+		a.requeue(ctx, &export.JobError{Code: "lease_lost", Message: "the worker lost the job's lease (Redis unreachable?); the job will run again"})
+		return errLeaseLost
+	case ctx.Err() != nil && !errors.Is(ctx.Err(), context.DeadlineExceeded):
+		// The worker is shutting down, or Asynq was asked to cancel the
+		// task. A canceled job says so in PostgreSQL; otherwise the task
+		// goes back to the queue and runs again.
+		if a.canceled(bg) {
+			return nil
+		}
+		a.requeue(ctx, &export.JobError{Code: "interrupted", Message: "the worker stopped during the export; the job will run again"})
+		a.log.InfoContext(ctx, "job_interrupted")
+		return ctx.Err()
+	}
+
+	a.outcome = outcomeFailed
+	je, permanent := classify(err, ctx)
+	if permanent || a.failedBefore >= a.budget {
+		ferr := a.r.Store.Fail(bg, a.job.ID, a.token, je, false)
+		if ferr != nil && !errors.Is(ferr, export.ErrSuperseded) {
+			a.log.ErrorContext(ctx, "job_fail_record_failed", "code", je.Code, "error", ferr)
+			return ferr
+		}
+		if ferr == nil {
+			a.r.notifyEnded(ctx, a.job.ID)
+		}
+		a.log.WarnContext(ctx, "job_failed", "code", je.Code, "error", err)
+		a.ended(export.StatusFailed)
+		return fmt.Errorf("jobs: %w: %w", err, asynq.SkipRetry)
+	}
+	a.requeue(ctx, &export.JobError{Code: je.Code, Detail: je.Detail,
+		Message: fmt.Sprintf("attempt %d of %d failed: %s; retrying", a.failedBefore+1, a.budget+1, je.Message)})
+	a.log.WarnContext(ctx, "job_attempt_failed", "code", je.Code, "error", err)
+	return err
+}
+
+// canceled reports whether the job was canceled, which ends the attempt
+// quietly.
+func (a *attempt) canceled(ctx context.Context) bool {
+	j, err := a.r.Store.Job(ctx, a.job.ID)
+	if err != nil {
+		a.log.WarnContext(ctx, "job_read_failed", "error", err)
+		return false
+	}
+	if j.Status != export.StatusCanceled {
+		return false
+	}
+	a.log.InfoContext(ctx, "job_canceled")
+	a.ended(export.StatusCanceled)
+	return true
+}
+
+// requeue records that the job will run again, with e as what went wrong.
+// A job taken over by another attempt is that attempt's to record.
+func (a *attempt) requeue(ctx context.Context, e *export.JobError) {
+	err := a.r.Store.Requeue(context.WithoutCancel(ctx), a.job.ID, a.token, e)
+	if err != nil && !errors.Is(err, export.ErrSuperseded) {
+		a.log.ErrorContext(ctx, "job_requeue_record_failed", "code", e.Code, "error", err)
+	}
+}
+
+// markLeftovers records whether the job may have left files in storage
+// for the reconciler.
+func (a *attempt) markLeftovers(ctx context.Context, leftovers bool) {
+	if err := a.r.Store.MarkLeftovers(ctx, a.job.ID, leftovers); err != nil {
+		a.log.WarnContext(ctx, "leftovers_mark_failed", "leftovers", leftovers, "error", err)
+	}
+}
+
+func (a *attempt) ended(s export.Status) {
+	a.r.metrics().JobEnded(string(a.job.Type), string(s), a.r.Now().Sub(a.started), 0, 0)
 }
 
 // keep renews the job lease and checks that the attempt still owns the job,
 // cancelling the attempt as soon as either is no longer true.
-func (r *Runner) keep(ctx context.Context, cancel context.CancelCauseFunc, lease *lock.Lease, jobID, token string) {
-	every := r.LeaseTTL / 3
-	t := time.NewTicker(every)
-	defer t.Stop()
-	lastRenewed := time.Now()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
+func (a *attempt) keep(ctx context.Context, cancel context.CancelCauseFunc, lease *lock.Lease) {
+	err := lease.Keep(ctx, lock.KeepOptions{Log: a.log, Check: func(ctx context.Context) error {
+		if err := a.r.Store.CheckAttempt(ctx, a.job.ID, a.token); errors.Is(err, export.ErrSuperseded) {
+			return errSuperseded
 		}
-		switch err := lease.Renew(ctx); {
-		case err == nil:
-			lastRenewed = time.Now()
-		case errors.Is(err, lock.ErrLost):
-			cancel(errLeaseLost)
-			return
-		case ctx.Err() != nil:
-			return
-		case time.Since(lastRenewed) >= r.LeaseTTL:
-			cancel(fmt.Errorf("%w: %w", errLeaseLost, err))
-			return
-		}
-		if err := r.Store.CheckAttempt(ctx, jobID, token); errors.Is(err, export.ErrSuperseded) {
-			cancel(errSuperseded)
-			return
-		}
+		return nil
+	}})
+	switch {
+	case errors.Is(err, lock.ErrLost):
+		cancel(fmt.Errorf("%w: %w", errLeaseLost, err))
+	case err != nil:
+		cancel(err)
 	}
 }
 
 // stream runs produce into a new upload at key and commits it.
-func (r *Runner) stream(ctx context.Context, job *export.Job, key, contentType string, produce Producer, pr *Progress) (export.Result, error) {
-	up, err := r.Objects.Create(ctx, key, contentType)
+func (a *attempt) stream(ctx context.Context, key, contentType string, produce Producer, pr *Progress) (export.Result, error) {
+	up, err := a.r.Objects.Create(ctx, key, contentType)
 	if err != nil {
 		return export.Result{}, &storageError{err}
 	}
 	hw := &hashWriter{w: up, h: sha256.New()}
 	bw := bufio.NewWriterSize(hw, 256<<10)
-	rows, err := produce(ctx, job, bw, pr)
+	rows, err := produce(ctx, a.job, bw, pr)
 	if err == nil {
 		err = bw.Flush()
 	}
@@ -326,8 +454,8 @@ func (r *Runner) stream(ctx context.Context, job *export.Job, key, contentType s
 	}
 	if err != nil {
 		if aerr := up.Abort(context.WithoutCancel(ctx)); aerr != nil {
-			r.Log.WarnContext(ctx, "upload_abort_failed", "job_id", job.ID, "error", aerr)
-			_ = r.Store.MarkLeftovers(context.WithoutCancel(ctx), job.ID, true)
+			a.log.WarnContext(ctx, "upload_abort_failed", "error", aerr)
+			a.markLeftovers(context.WithoutCancel(ctx), true)
 		}
 		return export.Result{}, err
 	}
@@ -340,8 +468,8 @@ func (r *Runner) stream(ctx context.Context, job *export.Job, key, contentType s
 }
 
 // act runs a job that makes no artifact.
-func (r *Runner) act(ctx context.Context, job *export.Job, act func(context.Context, *export.Job, *Progress) (map[string]any, error), pr *Progress) (export.Result, error) {
-	details, err := act(ctx, job, pr)
+func (a *attempt) act(ctx context.Context, act func(context.Context, *export.Job, *Progress) (map[string]any, error), pr *Progress) (export.Result, error) {
+	details, err := act(ctx, a.job, pr)
 	if err == nil {
 		err = pr.Flush(ctx)
 	}
@@ -356,83 +484,21 @@ func (r *Runner) act(ctx context.Context, job *export.Job, act func(context.Cont
 
 // verify runs check on the committed artifact at key; an artifact that
 // fails it is deleted, so it is never published.
-func (r *Runner) verify(ctx context.Context, log *slog.Logger, job *export.Job, key string, res *export.Result,
+func (a *attempt) verify(ctx context.Context, key string, res *export.Result,
 	check func(context.Context, *export.Job, string, *export.Result) error) error {
-	err := check(ctx, job, key, res)
+	err := check(ctx, a.job, key, res)
 	if err == nil && ctx.Err() != nil {
 		err = context.Cause(ctx)
 	}
 	if err == nil {
 		return nil
 	}
-	bg := context.WithoutCancel(ctx)
-	if derr := export.DeleteArtifact(bg, r.Objects, key); derr != nil {
-		log.WarnContext(ctx, "unverified_artifact_delete_failed", "storage_key", key, "error", derr)
+	if derr := export.DeleteArtifact(context.WithoutCancel(ctx), a.r.Objects, key); derr != nil {
+		a.log.WarnContext(ctx, "unverified_artifact_delete_failed", "storage_key", key, "error", derr)
 	}
 	if ctx.Err() == nil {
-		log.WarnContext(ctx, "artifact_verify_failed", "storage_key", key, "error", err)
+		a.log.WarnContext(ctx, "artifact_verify_failed", "storage_key", key, "error", err)
 	}
-	return err
-}
-
-// failed decides what an attempt's error means for the job and for Asynq.
-// failedBefore earlier attempts failed on their own, out of budget allowed
-// retries; outcome is set to outcomeFailed when this one did too.
-func (r *Runner) failed(ctx, runCtx context.Context, log *slog.Logger, job *export.Job, token string, err error, failedBefore, budget int, started time.Time, outcome *string) error {
-	bg := context.WithoutCancel(ctx)
-	ended := func(s export.Status) { r.metrics().JobEnded(string(job.Type), string(s), r.Now().Sub(started), 0, 0) }
-	*outcome = outcomeInterrupted
-	cause := context.Cause(runCtx)
-	switch {
-	case errors.Is(cause, errSuperseded) || errors.Is(err, errSuperseded):
-		j, jerr := r.Store.Job(bg, job.ID)
-		if jerr == nil && j.Status == export.StatusCanceled {
-			log.InfoContext(ctx, "job_canceled")
-			ended(export.StatusCanceled)
-			return nil
-		}
-		log.WarnContext(ctx, "job_attempt_superseded")
-		return errSuperseded
-	case errors.Is(cause, errLeaseLost):
-		log.WarnContext(ctx, "job_lease_lost", "error", cause)
-		_ = r.Store.Requeue(bg, job.ID, token, &export.JobError{Code: "lease_lost", Message: "the worker lost the job's lease (Redis unreachable?); the job will run again"})
-		return errLeaseLost
-	case ctx.Err() != nil && !errors.Is(ctx.Err(), context.DeadlineExceeded):
-		// The worker is shutting down, or Asynq was asked to cancel the
-		// task. A canceled job says so in PostgreSQL; otherwise the task
-		// goes back to the queue and runs again.
-		if j, jerr := r.Store.Job(bg, job.ID); jerr == nil && j.Status == export.StatusCanceled {
-			log.InfoContext(ctx, "job_canceled")
-			ended(export.StatusCanceled)
-			return nil
-		}
-		_ = r.Store.Requeue(bg, job.ID, token, &export.JobError{Code: "interrupted", Message: "the worker stopped during the export; the job will run again"})
-		log.InfoContext(ctx, "job_interrupted")
-		return ctx.Err()
-	}
-
-	*outcome = outcomeFailed
-	je, permanent := classify(err, ctx)
-	last := permanent || failedBefore >= budget
-	if last {
-		ferr := r.Store.Fail(bg, job.ID, token, je, false)
-		if ferr != nil && !errors.Is(ferr, export.ErrSuperseded) {
-			log.ErrorContext(ctx, "job_fail_record_failed", "error", ferr)
-			return ferr
-		}
-		if ferr == nil {
-			r.notifyEnded(ctx, job.ID)
-		}
-		log.WarnContext(ctx, "job_failed", "code", je.Code, "error", err)
-		ended(export.StatusFailed)
-		return fmt.Errorf("jobs: %w: %w", err, asynq.SkipRetry)
-	}
-	retryErr := &export.JobError{Code: je.Code, Message: fmt.Sprintf("attempt %d of %d failed: %s; retrying", failedBefore+1, budget+1, je.Message),
-		Detail: je.Detail}
-	if rerr := r.Store.Requeue(bg, job.ID, token, retryErr); rerr != nil && !errors.Is(rerr, export.ErrSuperseded) {
-		log.ErrorContext(ctx, "job_requeue_record_failed", "error", rerr)
-	}
-	log.WarnContext(ctx, "job_attempt_failed", "code", je.Code, "error", err)
 	return err
 }
 

@@ -383,3 +383,34 @@ func TestRunnerCrashedAttempts(t *testing.T) {
 type writerFunc func([]byte) (int, error)
 
 func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
+
+// An attempt whose job lease is deleted under it stops at the next renewal
+// and hands the job back to the queue, saying why.
+func TestRunnerLeaseLost(t *testing.T) {
+	t.Parallel()
+	f := setup(t)
+	f.runner.LeaseTTL = 600 * time.Millisecond
+	ctx := context.Background()
+	j := f.newJob(t, `{}`)
+	err := f.runner.Run(ctx, task(j.ID), func(ctx context.Context, _ *export.Job, _ io.Writer, _ *Progress) (int64, error) {
+		if err := f.rdb.Del(ctx, leaseKey(j.ID)).Err(); err != nil {
+			return 0, err
+		}
+		select {
+		case <-ctx.Done():
+			return 0, ctx.Err()
+		case <-time.After(5 * time.Second):
+			return 0, errors.New("still running 5 s after the lease was deleted")
+		}
+	})
+	if !errors.Is(err, errLeaseLost) {
+		t.Fatalf("Run returned %v", err)
+	}
+	got, err := f.store.Job(ctx, j.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Status != export.StatusQueued || got.Error == nil || got.Error.Code != "lease_lost" {
+		t.Fatalf("job %s, error %+v", got.Status, got.Error)
+	}
+}

@@ -87,16 +87,7 @@ func Open(ctx context.Context, c Config) (export.ObjectStore, error) {
 }
 
 // redactURL shows a URL in an error without a password that may sit in it.
-func redactURL(raw string) string {
-	u, err := url.Parse(raw)
-	if err != nil {
-		return "(unparsable)"
-	}
-	if u.User != nil {
-		u.User = url.User("REDACTED")
-	}
-	return strconv.Quote(u.String())
-}
+func redactURL(raw string) string { return strconv.Quote(export.RedactURL(raw)) }
 
 // localRoot extracts the directory of a file:// URL: an absolute path, or one relative to the
 // working directory starting with ./ or ../.

@@ -15,11 +15,8 @@ func (h *handler) listAudit(c *gin.Context) {
 	ctx := c.Request.Context()
 	p, _ := principalFrom(ctx)
 	f := export.AuditFilter{Actor: c.Query("actor"), Action: c.Query("action"), Cursor: c.Query("cursor")}
+	f.Limit = queryLimit(c)
 	var err error
-	if f.Limit, err = queryLimit(c); err != nil {
-		h.fail(c, err)
-		return
-	}
 	if f.Since, err = queryInstant(c, "since"); err != nil {
 		h.fail(c, err)
 		return

@@ -90,15 +90,7 @@ func (h *handler) listExports(c *gin.Context) {
 		}
 		f.UserID = &id
 	}
-	// The service reads 0 as "default"; an explicit limit must be 1..200.
-	if v, ok := c.GetQuery("limit"); ok {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 {
-			h.fail(c, export.Invalid("limit", "must be between 1 and 200"))
-			return
-		}
-		f.Limit = n
-	}
+	f.Limit = queryLimit(c)
 	page, err := h.svc.List(ctx, p, f)
 	if err != nil {
 		h.fail(c, err)

@@ -71,12 +71,7 @@ func (h *handler) createSchedule(c *gin.Context) {
 func (h *handler) listSchedules(c *gin.Context) {
 	ctx := c.Request.Context()
 	p, _ := principalFrom(ctx)
-	limit, err := queryLimit(c)
-	if err != nil {
-		h.fail(c, err)
-		return
-	}
-	page, err := h.schedules.List(ctx, p, c.Query("cursor"), limit)
+	page, err := h.schedules.List(ctx, p, c.Query("cursor"), queryLimit(c))
 	if err != nil {
 		h.fail(c, err)
 		return

@@ -325,6 +325,7 @@ func TestList(t *testing.T) {
 		{"user_id=abc", "user_id"},
 		{"limit=0", "limit"},
 		{"limit=201", "limit"},
+		{"limit=-1", "limit"},
 		{"limit=ten", "limit"},
 	} {
 		e := wantError(t, b.do(t, "GET", "/api/v1/exports?"+tc.query, adminToken, ""), http.StatusBadRequest, "invalid_request")

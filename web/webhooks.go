@@ -22,17 +22,19 @@ func (h *handler) webhookRoutes(api *gin.RouterGroup) {
 	api.POST("/webhooks/:id/deliveries/:delivery_id/resend", h.resendDelivery)
 }
 
-// queryLimit reads ?limit; 0 when absent (the service's default).
-func queryLimit(c *gin.Context) (int, error) {
+// queryLimit reads ?limit: 0 when absent, which a listing takes as its
+// default page size. The range is the listing's own rule; a given limit
+// that is no page size at all (0, not a number) goes on as -1, which the
+// listing refuses as it refuses any size out of its range.
+func queryLimit(c *gin.Context) int {
 	v, ok := c.GetQuery("limit")
 	if !ok {
-		return 0, nil
+		return 0
 	}
-	n, err := strconv.Atoi(v)
-	if err != nil || n < 1 || n > 200 {
-		return 0, export.Invalid("limit", "must be between 1 and 200")
+	if n, err := strconv.Atoi(v); err == nil && n != 0 {
+		return n
 	}
-	return n, nil
+	return -1
 }
 
 func (h *handler) createWebhook(c *gin.Context) {
@@ -58,12 +60,7 @@ func (h *handler) createWebhook(c *gin.Context) {
 func (h *handler) listWebhooks(c *gin.Context) {
 	ctx := c.Request.Context()
 	p, _ := principalFrom(ctx)
-	limit, err := queryLimit(c)
-	if err != nil {
-		h.fail(c, err)
-		return
-	}
-	page, err := h.webhooks.List(ctx, p, c.Query("cursor"), limit)
+	page, err := h.webhooks.List(ctx, p, c.Query("cursor"), queryLimit(c))
 	if err != nil {
 		h.fail(c, err)
 		return
@@ -134,12 +131,7 @@ func (h *handler) testWebhook(c *gin.Context) {
 func (h *handler) listDeliveries(c *gin.Context) {
 	ctx := c.Request.Context()
 	p, _ := principalFrom(ctx)
-	limit, err := queryLimit(c)
-	if err != nil {
-		h.fail(c, err)
-		return
-	}
-	page, err := h.webhooks.Deliveries(ctx, p, c.Param("id"), c.Query("cursor"), limit)
+	page, err := h.webhooks.Deliveries(ctx, p, c.Param("id"), c.Query("cursor"), queryLimit(c))
 	if err != nil {
 		h.fail(c, err)
 		return

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/hubexport/hubexport/internal/agefile"
+	"github.com/hubexport/hubexport/internal/export"
 )
 
 // Config is hubexport's configuration.
@@ -301,10 +302,10 @@ func (c *Config) LogAttrs() []any {
 		return "set"
 	}
 	return []any{
-		"database_url", RedactURL(c.DatabaseURL),
-		"verify_database_url", RedactURL(c.Backup.VerifyDatabaseURL),
-		"redis_url", RedactURL(c.RedisURL),
-		"hub_redis_url", RedactURL(c.HubRedisURL),
+		"database_url", export.RedactURL(c.DatabaseURL),
+		"verify_database_url", export.RedactURL(c.Backup.VerifyDatabaseURL),
+		"redis_url", export.RedactURL(c.RedisURL),
+		"hub_redis_url", export.RedactURL(c.HubRedisURL),
 		"admin_token", set(c.AdminToken),
 		"http_addr", c.HTTPAddr,
 		"metrics_addr", c.MetricsAddr,
@@ -344,25 +345,6 @@ func identityKinds(ids *agefile.Identities) string {
 		return ""
 	}
 	return strings.Join(ids.Kinds, ",")
-}
-
-// RedactURL hides the password of a URL.
-func RedactURL(s string) string {
-	u, err := url.Parse(s)
-	if err != nil {
-		return "(unparseable)"
-	}
-	if _, ok := u.User.Password(); ok {
-		u.User = url.UserPassword(u.User.Username(), "xxxxx")
-	}
-	q := u.Query()
-	for k := range q {
-		if strings.Contains(strings.ToLower(k), "password") {
-			q.Set(k, "xxxxx")
-		}
-	}
-	u.RawQuery = q.Encode()
-	return u.String()
 }
 
 // RandomKey returns a fresh random signing key.

@@ -2,6 +2,8 @@ package export
 
 import (
 	"context"
+	"errors"
+	"log/slog"
 	"time"
 )
 
@@ -55,4 +57,45 @@ func (a *AuditLog) List(ctx context.Context, p Principal, f AuditFilter) (AuditP
 		return AuditPage{}, Invalid("until", "must be after since")
 	}
 	return a.Store.AuditEntries(ctx, f)
+}
+
+// auditTrail is where a service records who did what. A failed write is
+// logged, never the action's failure: the action has happened.
+type auditTrail struct {
+	store interface {
+		Audit(ctx context.Context, e AuditEntry) error
+	}
+	log *slog.Logger
+	now func() time.Time
+}
+
+// record writes that p did action on target from address, ending in err.
+func (t auditTrail) record(ctx context.Context, p Principal, action, target, address string, err error, params map[string]any) {
+	t.write(ctx, AuditEntry{Actor: p.String(), UserID: p.UserID, Action: action, Target: target,
+		Params: params, Address: address, Outcome: auditOutcome(err)})
+}
+
+// recordSystem writes what the scheduler did by itself, as the admin
+// principal's system actor.
+func (t auditTrail) recordSystem(ctx context.Context, action, target string, err error, params map[string]any) {
+	t.write(ctx, AuditEntry{Actor: SchedulerActor, UserID: AdminTokenUserID, Action: action, Target: target,
+		Params: params, Outcome: auditOutcome(err)})
+}
+
+func (t auditTrail) write(ctx context.Context, e AuditEntry) {
+	e.At = t.now().UTC()
+	if err := t.store.Audit(ctx, e); err != nil {
+		t.log.ErrorContext(ctx, "audit_write_failed", "action", e.Action, "target", e.Target, "error", err)
+	}
+}
+
+// auditOutcome is "ok", or "error:" and the error's code.
+func auditOutcome(err error) string {
+	if err == nil {
+		return "ok"
+	}
+	if e, ok := errors.AsType[*Error](err); ok {
+		return "error:" + e.Code
+	}
+	return "error:internal"
 }

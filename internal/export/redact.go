@@ -34,7 +34,7 @@ func RedactParams(params json.RawMessage) json.RawMessage {
 		if !strings.HasSuffix(k, "database_url") || json.Unmarshal(v, &s) != nil {
 			continue
 		}
-		if r := RedactDatabaseURL(s); r != s {
+		if r := RedactURL(s); r != s {
 			m[k], _ = json.Marshal(r)
 			changed = true
 		}
@@ -49,33 +49,55 @@ func RedactParams(params json.RawMessage) json.RawMessage {
 	return out
 }
 
-// RedactDatabaseURL hides the password of a postgres:// URL: the one in
-// the user info and a password= query parameter. It splits the URL by
-// hand, as libpq does, so multi-host URLs (which net/url refuses) work too.
-func RedactDatabaseURL(s string) string {
+// RedactURL shows a URL (a database's, Redis's, storage's) without its
+// passwords: the one in the user info and any query parameter whose name
+// holds "password" (libpq's password and sslpassword). It splits the URL
+// by hand, as libpq does, so multi-host URLs (which net/url refuses) work
+// too. Where the URL is malformed it hides too much rather than too little:
+// anything that is not scheme://... reads "(unparsable URL)".
+func RedactURL(s string) string {
+	if s == "" {
+		return ""
+	}
 	scheme, rest, ok := strings.Cut(s, "://")
 	if !ok {
 		return "(unparsable URL)"
 	}
-	authority, tail := rest, ""
-	if i := strings.IndexAny(rest, "/?"); i >= 0 {
-		authority, tail = rest[:i], rest[i:]
+	// The user info ends at the last @ before the query; failing that, at
+	// the last @ of all, in case a password holds a raw ?.
+	q := strings.IndexByte(rest, '?')
+	if q < 0 {
+		q = len(rest)
 	}
-	if at := strings.LastIndexByte(authority, '@'); at >= 0 {
-		if user, _, hasPass := strings.Cut(authority[:at], ":"); hasPass {
-			authority = user + ":xxxxx" + authority[at:]
+	at := strings.LastIndexByte(rest[:q], '@')
+	if at < 0 {
+		at = strings.LastIndexByte(rest, '@')
+	}
+	var b strings.Builder
+	b.WriteString(scheme + "://")
+	if at >= 0 {
+		userinfo := rest[:at]
+		if user, _, hasPass := strings.Cut(userinfo, ":"); hasPass {
+			userinfo = user + ":xxxxx"
 		}
+		b.WriteString(userinfo + "@")
+		rest = rest[at+1:]
 	}
-	path, query, hasQuery := strings.Cut(tail, "?")
+	hostPath, query, hasQuery := strings.Cut(rest, "?")
+	b.WriteString(hostPath)
 	if hasQuery {
 		pairs := strings.Split(query, "&")
 		for i, kv := range pairs {
 			k, _, _ := strings.Cut(kv, "=")
-			if name, err := url.QueryUnescape(k); err == nil && name == "password" || k == "password" {
+			name, err := url.QueryUnescape(k)
+			if err != nil {
+				name = k
+			}
+			if strings.Contains(strings.ToLower(name), "password") {
 				pairs[i] = k + "=xxxxx"
 			}
 		}
-		path += "?" + strings.Join(pairs, "&")
+		b.WriteString("?" + strings.Join(pairs, "&"))
 	}
-	return scheme + "://" + authority + path
+	return b.String()
 }

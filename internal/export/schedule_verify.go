@@ -146,7 +146,7 @@ func (s *Schedules) AfterBackup(ctx context.Context, j *Job) error {
 		return err
 	}
 	s.Log.InfoContext(ctx, "scheduled_drill_created", "job_id", d.ID, "schedule_id", j.ScheduleID, "backup_job_id", j.ID)
-	s.auditSystem(ctx, "export.create", "job:"+d.ID, nil, map[string]any{
+	s.trail().recordSystem(ctx, "export.create", "job:"+d.ID, nil, map[string]any{
 		"type": d.Type, "format": d.Format, "params": json.RawMessage(params), "schedule_id": j.ScheduleID})
 	if err := s.Queue.Enqueue(ctx, d); err != nil {
 		s.Log.WarnContext(ctx, "job_enqueue_deferred", "job_id", d.ID, "error", err)

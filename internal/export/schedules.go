@@ -201,7 +201,7 @@ func adminOnly(p Principal) error {
 // Create validates in and stores a new schedule.
 func (s *Schedules) Create(ctx context.Context, p Principal, in ScheduleInput) (out *Schedule, err error) {
 	defer func() {
-		s.audit(ctx, p, "schedule.create", scheduleTarget(out), in.Address, err, scheduleAuditParams(in))
+		s.trail().record(ctx, p, "schedule.create", scheduleTarget(out), in.Address, err, scheduleAuditParams(in))
 	}()
 	if err := adminOnly(p); err != nil {
 		return nil, err
@@ -261,7 +261,9 @@ func (s *Schedules) List(ctx context.Context, p Principal, cursor string, limit 
 // changing its cron spec or time zone, starts it afresh: slots before now
 // are not caught up and freshness is measured from now.
 func (s *Schedules) Update(ctx context.Context, p Principal, id string, in ScheduleInput, address string) (out *Schedule, err error) {
-	defer func() { s.audit(ctx, p, "schedule.update", "schedule:"+id, address, err, scheduleAuditParams(in)) }()
+	defer func() {
+		s.trail().record(ctx, p, "schedule.update", "schedule:"+id, address, err, scheduleAuditParams(in))
+	}()
 	if err := adminOnly(p); err != nil {
 		return nil, err
 	}
@@ -288,7 +290,7 @@ func (s *Schedules) Update(ctx context.Context, p Principal, id string, in Sched
 // Delete removes schedule id. Its backups stay, as ordinary backups that
 // expire after the artifact retention.
 func (s *Schedules) Delete(ctx context.Context, p Principal, id, address string) (err error) {
-	defer func() { s.audit(ctx, p, "schedule.delete", "schedule:"+id, address, err, nil) }()
+	defer func() { s.trail().record(ctx, p, "schedule.delete", "schedule:"+id, address, err, nil) }()
 	if err := adminOnly(p); err != nil {
 		return err
 	}
@@ -606,7 +608,7 @@ func (s *Schedules) RunSlot(ctx context.Context, id string, slot *time.Time) (jo
 		return j, false, err
 	}
 	s.Log.InfoContext(ctx, "scheduled_backup_created", "job_id", j.ID, "schedule_id", sch.ID, "slot", at, "mode", sch.Mode)
-	s.auditSystem(ctx, "export.create", "job:"+j.ID, nil, map[string]any{
+	s.trail().recordSystem(ctx, "export.create", "job:"+j.ID, nil, map[string]any{
 		"type": j.Type, "format": j.Format, "params": json.RawMessage(params), "schedule_id": sch.ID, "slot": at})
 	if err := s.Queue.Enqueue(ctx, j); err != nil {
 		// The job is in PostgreSQL: the reconciler queues it later.
@@ -640,7 +642,7 @@ func (s *Schedules) ApplyRetention(ctx context.Context, sch *Schedule) (int, err
 		dropped++
 		s.Log.InfoContext(ctx, "backup_retention_deleted", "job_id", d.Job.ID, "schedule_id", sch.ID,
 			"storage_key", d.Job.StorageKey, "reason", d.Reason, "backup_at", backupTime(d.Job))
-		s.auditSystem(ctx, "schedule.retention_delete", "job:"+d.Job.ID, nil, map[string]any{
+		s.trail().recordSystem(ctx, "schedule.retention_delete", "job:"+d.Job.ID, nil, map[string]any{
 			"schedule_id": sch.ID, "reason": d.Reason, "storage_key": d.Job.StorageKey, "backup_at": backupTime(d.Job)})
 	}
 	return dropped, nil
@@ -785,21 +787,4 @@ func scheduleAuditParams(in ScheduleInput) map[string]any {
 	return params
 }
 
-func (s *Schedules) audit(ctx context.Context, p Principal, action, target, address string, err error, params map[string]any) {
-	s.record(ctx, AuditEntry{Actor: p.String(), UserID: p.UserID, Action: action, Target: target,
-		Params: params, Address: address, Outcome: auditOutcome(err)})
-}
-
-// auditSystem records what the scheduler did by itself, as the admin
-// principal's system actor.
-func (s *Schedules) auditSystem(ctx context.Context, action, target string, err error, params map[string]any) {
-	s.record(ctx, AuditEntry{Actor: SchedulerActor, UserID: AdminTokenUserID, Action: action, Target: target,
-		Params: params, Outcome: auditOutcome(err)})
-}
-
-func (s *Schedules) record(ctx context.Context, e AuditEntry) {
-	e.At = s.Now().UTC()
-	if aerr := s.Store.Audit(ctx, e); aerr != nil {
-		s.Log.ErrorContext(ctx, "audit_write_failed", "action", e.Action, "target", e.Target, "error", aerr)
-	}
-}
+func (s *Schedules) trail() auditTrail { return auditTrail{store: s.Store, log: s.Log, now: s.Now} }

@@ -50,7 +50,7 @@ type CreateRequest struct {
 func (s *Service) Create(ctx context.Context, p Principal, req CreateRequest) (job *Job, replayed bool, err error) {
 	auditParams := map[string]any{"type": req.Type, "format": req.Format}
 	defer func() {
-		s.audit(ctx, p, "export.create", jobTarget(job), req.Address, err, auditParams)
+		s.trail().record(ctx, p, "export.create", jobTarget(job), req.Address, err, auditParams)
 	}()
 	spec, ok := s.Registry.Spec(req.Type)
 	if req.Type == "" {
@@ -176,12 +176,11 @@ func (s *Service) List(ctx context.Context, p Principal, f JobFilter) (JobPage, 
 		uid := p.UserID
 		f.UserID = &uid
 	}
-	if f.Limit <= 0 {
-		f.Limit = 50
+	limit, err := pageLimit(f.Limit)
+	if err != nil {
+		return JobPage{}, err
 	}
-	if f.Limit > 200 {
-		return JobPage{}, Invalid("limit", "must be between 1 and 200")
-	}
+	f.Limit = limit
 	if f.Status != "" && !f.Status.Valid() {
 		return JobPage{}, Invalid("status", "unknown status %q; use queued, running, succeeded, failed, canceled or expired", f.Status)
 	}
@@ -204,7 +203,7 @@ func (s *Service) List(ctx context.Context, p Principal, f JobFilter) (JobPage, 
 // artifact, after which the job reads expired.
 func (s *Service) Cancel(ctx context.Context, p Principal, id, address string) (job *Job, err error) {
 	action := "export.cancel"
-	defer func() { s.audit(ctx, p, action, "job:"+id, address, err, nil) }()
+	defer func() { s.trail().record(ctx, p, action, "job:"+id, address, err, nil) }()
 	j, err := s.Get(ctx, p, id)
 	if err != nil {
 		return nil, err
@@ -248,7 +247,7 @@ type Link struct {
 
 // DownloadLink issues a short-lived link to job id's artifact.
 func (s *Service) DownloadLink(ctx context.Context, p Principal, id, address string) (link Link, err error) {
-	defer func() { s.audit(ctx, p, "export.download_link", "job:"+id, address, err, nil) }()
+	defer func() { s.trail().record(ctx, p, "export.download_link", "job:"+id, address, err, nil) }()
 	j, err := s.Get(ctx, p, id)
 	if err != nil {
 		return Link{}, err
@@ -283,24 +282,10 @@ func (s *Service) Refused(ctx context.Context, p Principal, route, path, address
 	if e, ok := errors.AsType[*Error](err); ok && len(e.Fields) > 0 {
 		params["fields"] = e.Fields
 	}
-	s.audit(ctx, p, "request.refused", route, address, err, params)
+	s.trail().record(ctx, p, "request.refused", route, address, err, params)
 }
 
-func (s *Service) audit(ctx context.Context, p Principal, action, target, address string, err error, params map[string]any) {
-	outcome := "ok"
-	if err != nil {
-		var e *Error
-		if errors.As(err, &e) {
-			outcome = "error:" + e.Code
-		} else {
-			outcome = "error:internal"
-		}
-	}
-	entry := AuditEntry{At: s.Now().UTC(), Actor: p.String(), UserID: p.UserID, Action: action, Target: target, Params: params, Address: address, Outcome: outcome}
-	if aerr := s.Store.Audit(ctx, entry); aerr != nil {
-		s.Log.ErrorContext(ctx, "audit_write_failed", "action", action, "target", target, "error", aerr)
-	}
-}
+func (s *Service) trail() auditTrail { return auditTrail{store: s.Store, log: s.Log, now: s.Now} }
 
 func jobTarget(j *Job) string {
 	if j == nil {

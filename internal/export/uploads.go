@@ -146,7 +146,7 @@ func (s *Service) CreateUpload(ctx context.Context, p Principal, raw json.RawMes
 		if t.UploadID != "" {
 			params = map[string]any{"size_bytes": t.SizeBytes, "sha256": t.SHA256}
 		}
-		s.audit(ctx, p, "restore.upload_url", target, address, err, params)
+		s.trail().record(ctx, p, "restore.upload_url", target, address, err, params)
 	}()
 	if !p.Admin {
 		return UploadTicket{}, Errorf(KindForbidden, "admin_only", "restore uploads are for administrators only")

@@ -297,7 +297,7 @@ func (w *Webhooks) Create(ctx context.Context, p Principal, in WebhookInput) (ou
 		if out != nil {
 			ep = &out.WebhookEndpoint
 		}
-		w.audit(ctx, p, "webhook.create", webhookTarget(ep), in.Address, err, webhookAuditParams(in.URL, in.Events, in.Enabled))
+		w.trail().record(ctx, p, "webhook.create", webhookTarget(ep), in.Address, err, webhookAuditParams(in.URL, in.Events, in.Enabled))
 	}()
 	u, err := w.checkURL(ctx, in.URL)
 	if err != nil {
@@ -375,7 +375,7 @@ func (w *Webhooks) Update(ctx context.Context, p Principal, id string, u Webhook
 		if u.URL != nil {
 			rawURL = *u.URL
 		}
-		w.audit(ctx, p, "webhook.update", "webhook:"+id, address, err, webhookAuditParams(rawURL, u.Events, u.Enabled))
+		w.trail().record(ctx, p, "webhook.update", "webhook:"+id, address, err, webhookAuditParams(rawURL, u.Events, u.Enabled))
 	}()
 	e, err := w.Get(ctx, p, id)
 	if err != nil {
@@ -412,7 +412,7 @@ func (w *Webhooks) Update(ctx context.Context, p Principal, id string, u Webhook
 
 // Delete removes endpoint id and its delivery log.
 func (w *Webhooks) Delete(ctx context.Context, p Principal, id, address string) (err error) {
-	defer func() { w.audit(ctx, p, "webhook.delete", "webhook:"+id, address, err, nil) }()
+	defer func() { w.trail().record(ctx, p, "webhook.delete", "webhook:"+id, address, err, nil) }()
 	if _, err := w.Get(ctx, p, id); err != nil {
 		return err
 	}
@@ -422,7 +422,7 @@ func (w *Webhooks) Delete(ctx context.Context, p Principal, id, address string) 
 // Rotate gives endpoint id a new secret, shown in this answer only; the
 // old one keeps signing beside it for 24 hours.
 func (w *Webhooks) Rotate(ctx context.Context, p Principal, id, address string) (out *WebhookWithSecret, err error) {
-	defer func() { w.audit(ctx, p, "webhook.rotate", "webhook:"+id, address, err, nil) }()
+	defer func() { w.trail().record(ctx, p, "webhook.rotate", "webhook:"+id, address, err, nil) }()
 	cur, err := w.Get(ctx, p, id)
 	if err != nil {
 		return nil, err
@@ -451,7 +451,7 @@ func (w *Webhooks) Deliveries(ctx context.Context, p Principal, id, cursor strin
 // Resend sends delivery deliveryID of endpoint id again.
 func (w *Webhooks) Resend(ctx context.Context, p Principal, id, deliveryID, address string) (d *WebhookDelivery, err error) {
 	defer func() {
-		w.audit(ctx, p, "webhook.resend", "webhook:"+id, address, err, map[string]any{"delivery_id": deliveryID})
+		w.trail().record(ctx, p, "webhook.resend", "webhook:"+id, address, err, map[string]any{"delivery_id": deliveryID})
 	}()
 	e, err := w.Get(ctx, p, id)
 	if err != nil {
@@ -470,7 +470,7 @@ func (w *Webhooks) Test(ctx context.Context, p Principal, id, address string) (d
 		if d != nil {
 			params["delivery_id"] = d.ID
 		}
-		w.audit(ctx, p, "webhook.test", "webhook:"+id, address, err, params)
+		w.trail().record(ctx, p, "webhook.test", "webhook:"+id, address, err, params)
 	}()
 	e, err := w.Get(ctx, p, id)
 	if err != nil {
@@ -552,16 +552,6 @@ func checkDescription(d string) error {
 	return nil
 }
 
-func pageLimit(limit int) (int, error) {
-	if limit == 0 {
-		return 50, nil
-	}
-	if limit < 1 || limit > 200 {
-		return 0, Invalid("limit", "must be between 1 and 200")
-	}
-	return limit, nil
-}
-
 func webhookTarget(e *WebhookEndpoint) string {
 	if e == nil {
 		return ""
@@ -590,24 +580,7 @@ func webhookAuditParams(rawURL string, events *[]string, enabled *bool) map[stri
 	return params
 }
 
-func (w *Webhooks) audit(ctx context.Context, p Principal, action, target, address string, err error, params map[string]any) {
-	entry := AuditEntry{At: w.Now().UTC(), Actor: p.String(), UserID: p.UserID, Action: action, Target: target,
-		Params: params, Address: address, Outcome: auditOutcome(err)}
-	if aerr := w.Store.Audit(ctx, entry); aerr != nil {
-		w.Log.ErrorContext(ctx, "audit_write_failed", "action", action, "target", target, "error", aerr)
-	}
-}
-
-// auditOutcome is "ok", or "error:" and the error's code.
-func auditOutcome(err error) string {
-	if err == nil {
-		return "ok"
-	}
-	if e, ok := errors.AsType[*Error](err); ok {
-		return "error:" + e.Code
-	}
-	return "error:internal"
-}
+func (w *Webhooks) trail() auditTrail { return auditTrail{store: w.Store, log: w.Log, now: w.Now} }
 
 // ErrDeliveryEnded: a delivery task found its delivery no longer waiting
 // for it (sent, given up, resent as a newer task, or deleted).

@@ -13,8 +13,6 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/redis/go-redis/v9"
-
-	"github.com/hubexport/hubexport/internal/export"
 )
 
 // The backup lock is CCH's: the same key, the same SET NX PX, the same TTL (hub-facts §3.3),
@@ -43,7 +41,7 @@ type BackupOptions struct {
 	// TTL is the Redis key's TTL (default BackupTTL); RenewEvery how often it is renewed
 	// (default TTL/5: 60 s, four chances before it would expire).
 	TTL, RenewEvery time.Duration
-	// Wait is how long to wait for another holder before failing with backup_lock_conflict
+	// Wait is how long to wait for another holder before failing with a *HeldError
 	// (default DefaultBackupWait). Negative: do not wait.
 	Wait time.Duration
 	// MinBackoff and MaxBackoff bound the pause between attempts (default 1 s and 15 s).
@@ -110,8 +108,8 @@ type BackupLock struct {
 
 // AcquireBackup takes the backup lock: the PostgreSQL advisory lock on a dedicated connection
 // from pool (when pool is not nil), then CCH's Redis key. While another holder has either, it
-// calls OnWait and retries with backoff until the Wait deadline, then fails with an
-// *export.Error of code backup_lock_conflict (errors.Is(err, ErrHeld)). When Redis cannot be
+// calls OnWait and retries with backoff until the Wait deadline, then fails with a *HeldError
+// (errors.Is(err, ErrHeld)). When Redis cannot be
 // used it falls back to the advisory lock alone, logging backup_lock_fallback; the keeper
 // takes the Redis key as soon as Redis is back. With neither Redis nor PostgreSQL it fails.
 //
@@ -136,7 +134,7 @@ func AcquireBackup(ctx context.Context, rdb redis.UniversalClient, pool *pgxpool
 	var pgErr error
 	if pool != nil {
 		l.adv, pgErr = acquireAdvisory(ctx, pool, w)
-		if pgErr != nil && (isConflict(pgErr) || ctx.Err() != nil || rdb == nil) {
+		if pgErr != nil && (errors.Is(pgErr, ErrHeld) || ctx.Err() != nil || rdb == nil) {
 			return nil, pgErr
 		}
 		if pgErr != nil {
@@ -232,7 +230,7 @@ type waiter struct {
 }
 
 // wait reports h to OnWait and sleeps before the next attempt, or fails with
-// backup_lock_conflict when the deadline would pass first.
+// a *HeldError when the deadline would pass first.
 func (w *waiter) wait(ctx context.Context, h BackupHolder) error {
 	h.Waited = time.Since(w.start)
 	if !w.logged || h.Value != w.last.Value || h.PID != w.last.PID {
@@ -245,10 +243,7 @@ func (w *waiter) wait(ctx context.Context, h BackupHolder) error {
 	w.backoff = min(w.backoff*2, w.o.MaxBackoff)
 	if time.Now().Add(pause).After(w.deadline) {
 		w.log.WarnContext(ctx, "backup_lock_conflict", "holder", h.String(), "gave_up", true, "waited_ms", h.Waited.Milliseconds())
-		return &export.Error{Kind: export.KindConflict, Code: "backup_lock_conflict",
-			Message: fmt.Sprintf("the backup lock is held by %s (waited %s); another backup or restore is running, try again when it has finished",
-				h, h.Waited.Round(time.Second)),
-			Err: ErrHeld}
+		return &HeldError{Holder: h}
 	}
 	if w.o.OnWait != nil {
 		w.o.OnWait(h)
@@ -263,10 +258,17 @@ func (w *waiter) wait(ctx context.Context, h BackupHolder) error {
 	}
 }
 
-func isConflict(err error) bool {
-	var e *export.Error
-	return errors.As(err, &e) && e.Code == "backup_lock_conflict"
+// HeldError is AcquireBackup's error when another holder kept the lock past the wait. It wraps
+// ErrHeld; the caller turns it into what its user reads.
+type HeldError struct {
+	Holder BackupHolder // Waited says how long we waited
 }
+
+func (e *HeldError) Error() string {
+	return fmt.Sprintf("lock: backup lock held by %s (waited %s)", e.Holder, e.Holder.Waited.Round(time.Second))
+}
+
+func (e *HeldError) Unwrap() error { return ErrHeld }
 
 // redisHolder reads who holds the key, best effort.
 func redisHolder(ctx context.Context, rdb redis.UniversalClient) BackupHolder {
@@ -373,55 +375,52 @@ func (l *BackupLock) markLost(ctx context.Context, err error) {
 	})
 }
 
-// keep renews the Redis key and watches the advisory connection until Release or loss.
+// keep holds the lock until Release or loss: it renews the Redis key while it has it, takes the key
+// back while the advisory lock alone holds, and watches the advisory connection throughout.
 func (l *BackupLock) keep(ctx context.Context) {
 	defer close(l.done)
+	for ctx.Err() == nil {
+		var err error
+		if lease := l.redisLease(); lease != nil {
+			err = lease.Keep(ctx, KeepOptions{Every: l.every, Check: l.checkAdvisory, Log: l.log})
+			switch {
+			case errors.Is(err, errExpired) && l.hasAdvisory():
+				// The key has expired, but nobody may have taken it: hold on the advisory lock
+				// and take the key again as soon as Redis answers, as when Redis was down from
+				// the start.
+				l.setLease(nil)
+				l.log.WarnContext(ctx, "backup_lock_fallback", "backend", "postgres", "error", err)
+				continue
+			case errors.Is(err, errExpired):
+				err = fmt.Errorf("lock: backup lock: %w", err)
+			case errors.Is(err, ErrLost):
+				// Gone or someone else's: whoever took it may be dumping or restoring now.
+				err = fmt.Errorf("lock: backup lock: %w (key %s deleted, expired or taken over)", ErrLost, BackupKey)
+			}
+		} else {
+			err = l.regain(ctx)
+		}
+		if err != nil && ctx.Err() == nil {
+			l.markLost(ctx, err)
+			return
+		}
+	}
+}
+
+// regain holds the lock on the advisory lock alone, taking CCH's key as soon as Redis answers
+// again. It returns nil once it has the key or ctx has ended, and otherwise why the lock is
+// lost.
+func (l *BackupLock) regain(ctx context.Context) error {
 	t := time.NewTicker(l.every)
 	defer t.Stop()
-	lastRenewed := time.Now()
-	renewFailing := false
-	// Bound each call: a Redis that stopped answering must not hold up the checks.
-	opTimeout := min(l.every, 10*time.Second)
 	for {
 		select {
 		case <-ctx.Done():
-			return
+			return nil
 		case <-t.C:
 		}
-		l.mu.Lock()
-		lease, adv := l.lease, l.adv
-		l.mu.Unlock()
-
-		if lease != nil {
-			opCtx, cancel := context.WithTimeout(ctx, opTimeout)
-			err := lease.Renew(opCtx)
-			cancel()
-			switch {
-			case ctx.Err() != nil:
-				return
-			case err == nil:
-				lastRenewed = time.Now()
-				if renewFailing {
-					l.log.InfoContext(ctx, "backup_lock_renew_recovered")
-					renewFailing = false
-				}
-			case errors.Is(err, ErrLost):
-				// Gone or someone else's: whoever took it may be dumping or restoring now.
-				l.markLost(ctx, fmt.Errorf("lock: backup lock: %w (key %s deleted, expired or taken over)", ErrLost, BackupKey))
-				return
-			default:
-				if !renewFailing {
-					l.log.WarnContext(ctx, "backup_lock_renew_failed", "error", err, "fallback", adv != nil)
-					renewFailing = true
-				}
-				if adv == nil && time.Since(lastRenewed) >= l.ttl {
-					l.markLost(ctx, fmt.Errorf("lock: backup lock: %w: renewals failed for %s: %w", ErrLost, l.ttl, err))
-					return
-				}
-			}
-		} else if l.rdb != nil {
-			// Holding the fallback alone: take CCH's key as soon as Redis answers again.
-			opCtx, cancel := context.WithTimeout(ctx, opTimeout)
+		if l.rdb != nil {
+			opCtx, cancel := context.WithTimeout(ctx, opTimeout(l.every))
 			nl, err := l.acquireRedis(opCtx)
 			var h BackupHolder
 			if errors.Is(err, ErrHeld) {
@@ -430,40 +429,64 @@ func (l *BackupLock) keep(ctx context.Context) {
 			cancel()
 			switch {
 			case ctx.Err() != nil:
-				return
+				return nil
 			case err == nil:
-				l.mu.Lock()
-				l.lease = nl
-				l.mu.Unlock()
-				lastRenewed = time.Now()
+				l.setLease(nl)
 				l.log.InfoContext(ctx, "backup_lock_redis_recovered", "backend", l.Backend())
+				return nil
 			case errors.Is(err, ErrHeld):
-				l.markLost(ctx, fmt.Errorf("lock: backup lock: %w: %s took the Redis key while Redis was unreachable from here", ErrLost, h))
-				return
+				return fmt.Errorf("lock: backup lock: %w: %s took the Redis key while Redis was unreachable from here", ErrLost, h)
 			}
 		}
-
-		if adv != nil {
-			opCtx, cancel := context.WithTimeout(ctx, opTimeout)
-			_, err := adv.Exec(opCtx, "SELECT 1")
-			cancel()
-			if ctx.Err() != nil {
-				return
-			}
-			if err != nil {
-				l.mu.Lock()
-				l.adv = nil
-				hasLease := l.lease != nil
-				l.mu.Unlock()
-				_ = adv.Close(context.Background())
-				l.log.WarnContext(ctx, "backup_lock_postgres_lost", "error", err, "redis_held", hasLease)
-				if !hasLease {
-					l.markLost(ctx, fmt.Errorf("lock: backup lock: %w: the PostgreSQL connection holding it failed: %w", ErrLost, err))
-					return
-				}
-			}
+		if err := l.checkAdvisory(ctx); err != nil {
+			return err
 		}
 	}
+}
+
+// checkAdvisory checks the advisory lock's connection. A failed one is dropped; the lock is lost
+// when the Redis key does not hold it either.
+func (l *BackupLock) checkAdvisory(ctx context.Context) error {
+	l.mu.Lock()
+	adv := l.adv
+	l.mu.Unlock()
+	if adv == nil {
+		return nil
+	}
+	opCtx, cancel := context.WithTimeout(ctx, opTimeout(l.every))
+	_, err := adv.Exec(opCtx, "SELECT 1")
+	cancel()
+	if err == nil || ctx.Err() != nil {
+		return nil
+	}
+	l.mu.Lock()
+	l.adv = nil
+	hasLease := l.lease != nil
+	l.mu.Unlock()
+	_ = adv.Close(context.Background())
+	l.log.WarnContext(ctx, "backup_lock_postgres_lost", "error", err, "redis_held", hasLease)
+	if !hasLease {
+		return fmt.Errorf("lock: backup lock: %w: the PostgreSQL connection holding it failed: %w", ErrLost, err)
+	}
+	return nil
+}
+
+func (l *BackupLock) redisLease() *Lease {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.lease
+}
+
+func (l *BackupLock) setLease(lease *Lease) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.lease = lease
+}
+
+func (l *BackupLock) hasAdvisory() bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.adv != nil
 }
 
 // Release stops renewing and gives the lock up: compare-and-delete on the Redis key (a key that

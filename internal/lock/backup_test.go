@@ -15,7 +15,6 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/redis/go-redis/v9"
 
-	"github.com/hubexport/hubexport/internal/export"
 	"github.com/hubexport/hubexport/internal/lock"
 	"github.com/hubexport/hubexport/internal/testenv"
 )
@@ -246,12 +245,12 @@ func TestBackupLockConflictAfterDeadline(t *testing.T) {
 	start := time.Now()
 	_, err := lock.AcquireBackup(t.Context(), rdb, pgPool(t), o)
 	took := time.Since(start)
-	var e *export.Error
-	if !errors.As(err, &e) || e.Code != "backup_lock_conflict" || e.Kind != export.KindConflict || !errors.Is(err, lock.ErrHeld) {
+	var e *lock.HeldError
+	if !errors.As(err, &e) || !errors.Is(err, lock.ErrHeld) {
 		t.Fatalf("got %v", err)
 	}
-	if !strings.Contains(e.Message, "CCH") {
-		t.Errorf("message does not say who holds it: %s", e.Message)
+	if !strings.Contains(err.Error(), "CCH") || !e.Holder.ByCCH() || e.Holder.Waited < 250*time.Millisecond {
+		t.Errorf("the error does not say who holds it, or for how long it waited: %v, %+v", err, e.Holder)
 	}
 	if took < 250*time.Millisecond || took > 2*time.Second || waits.Load() == 0 {
 		t.Fatalf("gave up after %v and %d waits", took, waits.Load())
@@ -264,7 +263,7 @@ func TestBackupLockConflictAfterDeadline(t *testing.T) {
 	// that far at once.
 	o.Wait = -1
 	_, err = lock.AcquireBackup(t.Context(), rdb, pgPool(t), o)
-	if !errors.As(err, &e) || e.Code != "backup_lock_conflict" || !strings.Contains(e.Message, "CCH") {
+	if !errors.As(err, &e) || !strings.Contains(err.Error(), "CCH") {
 		t.Fatalf("second acquirer: %v", err)
 	}
 }
@@ -364,8 +363,7 @@ func TestBackupLockFallback(t *testing.T) {
 	var holder lock.BackupHolder
 	o.OnWait = func(h lock.BackupHolder) { holder = h }
 	_, err := lock.AcquireBackup(t.Context(), rdb, pool, o)
-	var e *export.Error
-	if !errors.As(err, &e) || e.Code != "backup_lock_conflict" {
+	if !errors.As(err, new(*lock.HeldError)) {
 		t.Fatalf("second fallback holder: %v", err)
 	}
 	if holder.Backend != "postgres" || holder.PID == 0 {
@@ -403,7 +401,7 @@ func TestBackupLockFallback(t *testing.T) {
 func TestBackupLockNeedsOneBackend(t *testing.T) {
 	t.Parallel()
 	_, err := lock.AcquireBackup(t.Context(), unreachableRedis(t), nil, fast(nil))
-	if err == nil || export.KindOf(err) == export.KindConflict {
+	if err == nil || errors.Is(err, lock.ErrHeld) {
 		t.Fatalf("got %v", err)
 	}
 }
@@ -521,5 +519,49 @@ func TestBackupLockTakesOverOwnStaleKey(t *testing.T) {
 	}
 	if n, _ := rdb.Exists(ctx, lock.BackupKey).Result(); n != 0 {
 		t.Fatal("the key outlived Release")
+	}
+}
+
+// TestBackupLockFallbackOutlivesRedisOutage: Redis is cut off for longer than the key's TTL while
+// the advisory lock holds, so the key expires; the lock holds on the advisory lock and takes the
+// key again once Redis answers, instead of calling itself lost because its old key is gone.
+func TestBackupLockFallbackOutlivesRedisOutage(t *testing.T) {
+	t.Parallel()
+	srv := testenv.NewRedis(t)
+	proxy := testenv.NewProxy(t, srv.Addr)
+	rdb := redisClient(t, proxy.Addr(), srv.DB)
+	direct := redisClient(t, srv.Addr, srv.DB)
+	log, logs := newLog()
+	o := fast(log)
+	o.TTL, o.RenewEvery = 500*time.Millisecond, 50*time.Millisecond
+	l := acquire(t, rdb, pgPool(t), o)
+	if l.Backend() != "redis+postgres" {
+		t.Fatalf("backend %q", l.Backend())
+	}
+
+	proxy.Cut()
+	time.Sleep(1200 * time.Millisecond) // over two TTLs
+	if n, _ := direct.Exists(t.Context(), lock.BackupKey).Result(); n != 0 {
+		t.Fatal("the key outlived its TTL without renewals")
+	}
+	if l.Err() != nil || l.Backend() != "postgres" {
+		t.Fatalf("during the outage: backend %q, err %v; log:\n%s", l.Backend(), l.Err(), logs)
+	}
+	proxy.Restore()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		if v, _ := direct.Get(t.Context(), lock.BackupKey).Result(); v == l.Value() {
+			break
+		}
+		if time.Now().After(deadline) || l.Err() != nil {
+			t.Fatalf("never took the Redis key back (err %v); log:\n%s", l.Err(), logs)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if l.Err() != nil || l.Backend() != "redis+postgres" {
+		t.Fatalf("after the outage: backend %q, err %v", l.Backend(), l.Err())
+	}
+	if !logs.has("backup_lock_fallback") || !logs.has("backup_lock_redis_recovered") {
+		t.Fatalf("log:\n%s", logs)
 	}
 }

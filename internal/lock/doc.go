@@ -5,7 +5,10 @@
 // when Redis cannot be reached, so hubexport instances and CCH's web UI never dump or restore
 // at once.
 //
-// It owns the locking protocol and nothing else: it knows no jobs, tasks or storage. Its only
-// tie to the domain is the error a caller may show a user (backup_lock_conflict, an
-// *export.Error).
+// Lease.Keep is the one renewal loop: the job runner and the backup lock both hold their keys
+// with it, adding their own checks.
+//
+// It owns the locking protocol and nothing else: it knows no jobs, tasks, storage or domain
+// errors. Its errors are its own (ErrHeld, ErrLost, *HeldError); callers turn them into what
+// their users read.
 package lock

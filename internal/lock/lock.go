@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"log/slog"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -114,29 +115,77 @@ func (l *Lease) Release(ctx context.Context) error {
 	return nil
 }
 
-// Keep renews the lease every interval until ctx ends. It returns ErrLost
-// as soon as the lease is gone, or a Redis error once renewals have failed
-// for longer than the TTL (by then the lease has expired anyway).
-func (l *Lease) Keep(ctx context.Context, interval time.Duration) error {
-	t := time.NewTicker(interval)
+// KeepOptions tune Lease.Keep. Zero values take the defaults.
+type KeepOptions struct {
+	// Every is how often the lease is renewed (default a third of its TTL).
+	Every time.Duration
+	// Check, if set, runs after each renewal, failed or not: a holder's own
+	// conditions for going on (the job is still its attempt's; the session
+	// of a lock it also holds is alive). An error from Check ends Keep.
+	Check func(ctx context.Context) error
+	// Log, if set, hears when renewals start failing and when they recover.
+	Log *slog.Logger
+}
+
+// errExpired: renewals failed for a whole TTL, so the key has expired,
+// though nobody may have taken it since.
+var errExpired = errors.New("renewals failed for a whole TTL")
+
+// Keep renews the lease until ctx ends, returning nil then. Otherwise it
+// returns why the holder must stop: ErrLost as soon as the key is found
+// gone or taken; ErrLost once renewals have failed for a whole TTL (the key
+// has expired by then); or what o.Check returned. Each Redis call is bounded
+// by the interval, so a Redis that stopped answering does not hold up the
+// checks.
+func (l *Lease) Keep(ctx context.Context, o KeepOptions) error {
+	every := o.Every
+	if every <= 0 {
+		every = l.ttl / 3
+	}
+	log := o.Log
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	t := time.NewTicker(every)
 	defer t.Stop()
 	lastOK := time.Now()
+	failing := false
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
 		case <-t.C:
 		}
-		err := l.Renew(ctx)
+		opCtx, cancel := context.WithTimeout(ctx, opTimeout(every))
+		err := l.Renew(opCtx)
+		cancel()
 		switch {
-		case err == nil:
-			lastOK = time.Now()
-		case errors.Is(err, ErrLost):
-			return err
 		case ctx.Err() != nil:
 			return nil
-		case time.Since(lastOK) >= l.ttl:
-			return fmt.Errorf("%w: %w", ErrLost, err)
+		case err == nil:
+			lastOK = time.Now()
+			if failing {
+				log.InfoContext(ctx, "lease_renew_recovered", "lock_key", l.key)
+				failing = false
+			}
+		case errors.Is(err, ErrLost):
+			return err
+		default:
+			if !failing {
+				log.WarnContext(ctx, "lease_renew_failed", "lock_key", l.key, "error", err)
+				failing = true
+			}
+			if time.Since(lastOK) >= l.ttl {
+				return fmt.Errorf("%w: %w (%s): %w", ErrLost, errExpired, l.ttl, err)
+			}
+		}
+		if o.Check != nil {
+			if err := o.Check(ctx); err != nil {
+				return err
+			}
 		}
 	}
 }
+
+// opTimeout bounds one call of a keeper that wakes every interval.
+func opTimeout(every time.Duration) time.Duration { return min(every, 10*time.Second) }
