@@ -171,16 +171,33 @@ func backupEncryption(cfg *config.Config) export.BackupEncryption {
 // serve runs the chosen roles until ctx ends, then shuts down in order:
 // stop taking requests, stop scheduling, hand running tasks back, close
 // the pools.
+//
+// Each part's stop is deferred as soon as the part has started, so a step
+// failing later (a taken address, a scheduler that cannot start) still
+// stops everything already running before the pools close. Defers run
+// newest first, so the parts start in the reverse of the shutdown order:
+// the metrics listener first, the API last.
 func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, r roles) error {
 	log.InfoContext(ctx, "starting", append([]any{"api", r.api, "worker", r.worker, "scheduler", r.scheduler}, cfg.LogAttrs()...)...)
 	if w := cfg.PublicURLWarning(); w != "" && r.api {
 		log.WarnContext(ctx, "public_url_port_mismatch", "public_url", cfg.PublicURL, "http_addr", cfg.HTTPAddr, "advice", w)
+	}
+	// Configuration that can be wrong is read before anything starts.
+	drillAdmin, err := verifyAdmin(cfg)
+	if err != nil {
+		return err
 	}
 	d, err := openDeps(ctx, cfg, log)
 	if err != nil {
 		return err
 	}
 	defer d.close()
+	var dbTools *jobs.DatabaseTools
+	if r.worker {
+		if dbTools, err = databaseTools(cfg, d); err != nil {
+			return err
+		}
+	}
 	reg := registry(cfg)
 	hubDB := hub.New(d.pool)
 	inspector := asynq.NewInspectorFromRedisClient(d.rdb)
@@ -189,31 +206,32 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, r roles) e
 	met := newMetrics(reg, d.store, inspector, log)
 	schedules := newSchedules(cfg, d, queue, hooks, log)
 
-	var (
-		wg       sync.WaitGroup
-		errs     = make(chan error, 3)
-		stopping []func()
-	)
+	// The goroutines below end once their stops have run, before the
+	// pools close.
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	errs := make(chan error, 1)
+
+	if !r.api && cfg.MetricsAddr != "" {
+		stop, err := serveMetrics(cfg.MetricsAddr, met.Handler(), log)
+		if err != nil {
+			return err
+		}
+		// Last to stop, so a scrape sees the drain.
+		defer stop()
+	}
 
 	// Every role cleans up leftovers (unfinished uploads of ended jobs,
 	// expired artifacts and uploads, scratch databases of dead drills), not
 	// only a scheduler.
-	drillAdmin, err := verifyAdmin(cfg)
-	if err != nil {
-		return err
-	}
 	maint := &jobs.Maintenance{Store: d.store, Objects: d.objects, Redis: d.rdb, Log: log, Now: time.Now, Registry: reg,
 		UploadRetention: cfg.ArtifactRetention, Uploads: d.store, VerifyAdmin: &drillAdmin}
 	maintCtx, stopMaint := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopMaint()
 	wg.Add(1)
 	go func() { defer wg.Done(); maint.Run(maintCtx, cfg.CleanupInterval) }()
-	stopping = append(stopping, stopMaint)
 
 	if r.worker {
-		dbTools, err := databaseTools(cfg, d)
-		if err != nil {
-			return err
-		}
 		// What killed workers left in TMPDIR (XLSX workbooks, restore
 		// dumps) is theirs alone: no live process holds it.
 		if swept, err := jobs.SweepTemp(""); err != nil {
@@ -244,27 +262,32 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, r roles) e
 		if err := srv.Start(mux); err != nil {
 			return fmt.Errorf("start worker: %w", err)
 		}
-		rec := &jobs.Reconciler{Store: d.store, Queue: queue, Inspector: inspector, Log: log,
-			Interval: cfg.ReconcileInterval, Quiet: cfg.ReconcileInterval, Notify: hooks.dispatcher}
 		recCtx, stopRec := context.WithCancel(context.WithoutCancel(ctx))
-		wg.Add(1)
-		go func() { defer wg.Done(); rec.Run(recCtx) }()
-		pump := &jobs.DeliveryPump{Store: d.store, Queue: queue, Inspector: inspector, Log: log,
-			Interval: cfg.ReconcileInterval, Quiet: cfg.ReconcileInterval, Notify: notify}
-		wg.Add(1)
-		go func() { defer wg.Done(); pump.Run(recCtx) }()
-		stopping = append(stopping, func() {
+		defer func() {
 			stopRec()
 			srv.Shutdown()
 			if !runner.Wait(10 * time.Second) {
 				log.Warn("worker_stop_timeout", "detail", "some exports did not record their hand-back within 10s")
 			}
 			log.Info("worker_stopped")
-		})
+		}()
+		rec := &jobs.Reconciler{Store: d.store, Queue: queue, Inspector: inspector, Log: log,
+			Interval: cfg.ReconcileInterval, Quiet: cfg.ReconcileInterval, Notify: hooks.dispatcher}
+		wg.Add(1)
+		go func() { defer wg.Done(); rec.Run(recCtx) }()
+		pump := &jobs.DeliveryPump{Store: d.store, Queue: queue, Inspector: inspector, Log: log,
+			Interval: cfg.ReconcileInterval, Quiet: cfg.ReconcileInterval, Notify: notify}
+		wg.Add(1)
+		go func() { defer wg.Done(); pump.Run(recCtx) }()
 		log.InfoContext(ctx, "worker_started", "concurrency", cfg.WorkerConcurrency, "backup_concurrency", cfg.Backup.Concurrency)
 	}
 
 	if r.scheduler {
+		stopSchedules, err := startSchedules(ctx, cfg, d, schedules, queue, met, log)
+		if err != nil {
+			return err
+		}
+		defer stopSchedules()
 		sched, err := jobs.NewScheduler(d.rdb, log, cfg.CleanupInterval)
 		if err != nil {
 			return err
@@ -272,14 +295,8 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, r roles) e
 		if err := sched.Start(); err != nil {
 			return fmt.Errorf("start scheduler: %w", err)
 		}
-		stopSchedules, err := startSchedules(ctx, cfg, d, schedules, queue, met, log)
-		if err != nil {
-			sched.Shutdown()
-			return err
-		}
-		stopping = append([]func(){stopSchedules}, stopping...)
 		// Stopped before the worker, so no tick lands on a stopping worker.
-		stopping = append([]func(){func() { sched.Shutdown(); log.Info("scheduler_stopped") }}, stopping...)
+		defer func() { sched.Shutdown(); log.Info("scheduler_stopped") }()
 		log.InfoContext(ctx, "scheduler_started")
 	}
 
@@ -315,16 +332,16 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, r roles) e
 		if fs, ok := d.objects.(storage.FileServer); ok {
 			opts.Files = fs.Handler()
 		}
+		ln, err := net.Listen("tcp", cfg.HTTPAddr)
+		if err != nil {
+			return fmt.Errorf("listen on HTTP_ADDR %s: %w", cfg.HTTPAddr, err)
+		}
 		httpSrv := web.Server(cfg.HTTPAddr, web.New(opts))
 		baseCtx, cancelBase := context.WithCancel(context.WithoutCancel(ctx))
 		httpSrv.BaseContext = func(net.Listener) context.Context { return baseCtx }
 		// Event streams never end by themselves: end them when shutdown
 		// starts so Shutdown does not wait for them.
 		httpSrv.RegisterOnShutdown(cancelBase)
-		ln, err := net.Listen("tcp", cfg.HTTPAddr)
-		if err != nil {
-			return fmt.Errorf("listen on HTTP_ADDR %s: %w", cfg.HTTPAddr, err)
-		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -332,35 +349,22 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, r roles) e
 				errs <- fmt.Errorf("http: %w", err)
 			}
 		}()
-		stopping = append([]func(){func() {
+		defer func() {
 			sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			defer cancel()
 			_ = httpSrv.Shutdown(sctx)
 			log.Info("api_stopped")
-		}}, stopping...)
+		}()
 		log.InfoContext(ctx, "api_listening", "addr", ln.Addr().String())
 	}
 
-	if !r.api && cfg.MetricsAddr != "" {
-		stop, err := serveMetrics(cfg.MetricsAddr, met.Handler(), log)
-		if err != nil {
-			return err
-		}
-		// Last to stop, so a scrape sees the drain.
-		stopping = append(stopping, stop)
-	}
-
-	var runErr error
 	select {
 	case <-ctx.Done():
 		log.Info("shutting_down")
-	case runErr = <-errs:
+		return nil
+	case err := <-errs:
+		return err
 	}
-	for _, stop := range stopping {
-		stop()
-	}
-	wg.Wait()
-	return runErr
 }
 
 func migrate(ctx context.Context, cfg *config.Config, log *slog.Logger) error {

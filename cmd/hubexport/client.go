@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"crypto/rand"
@@ -12,7 +11,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -24,6 +22,7 @@ import (
 	"github.com/schollz/progressbar/v3"
 
 	"github.com/hubexport/hubexport/internal/config"
+	apiclient "github.com/hubexport/hubexport/web/client"
 )
 
 const exportUsage = `usage: hubexport export TYPE [flags]
@@ -333,72 +332,19 @@ func exportCommand(ctx context.Context, args []string, lookup config.Lookup, std
 	return 0
 }
 
-// apiError is an error answer of the API.
-type apiError struct {
-	Status  int
-	Code    string
-	Message string
-}
-
-func (e *apiError) Error() string {
-	return fmt.Sprintf("%s (%s, HTTP %d)", e.Message, e.Code, e.Status)
-}
-
-// cliJob is the part of the job object the client reads; raw is all of it.
-type cliJob struct {
-	ID       string `json:"id"`
-	Status   string `json:"status"`
-	Progress struct {
-		Done    int64   `json:"done"`
-		Total   int64   `json:"total"`
-		Unit    string  `json:"unit"`
-		Percent float64 `json:"percent"`
-		Note    string  `json:"note"`
-	} `json:"progress"`
-	Result *struct {
-		Filename  string `json:"filename"`
-		SizeBytes int64  `json:"size_bytes"`
-		SHA256    string `json:"sha256"`
-		Rows      int64  `json:"rows"`
-	} `json:"result"`
-	Error *struct {
-		Code    string `json:"code"`
-		Message string `json:"message"`
-		// Detail is the raw cause, shown to administrators only.
-		Detail string `json:"detail"`
-	} `json:"error"`
-
-	raw json.RawMessage
-}
-
 // resultRaw is the job's "result" member as the API sent it.
-func (j *cliJob) resultRaw() json.RawMessage {
+func resultRaw(j *apiclient.Job) json.RawMessage {
 	var v struct {
 		Result json.RawMessage `json:"result"`
 	}
-	if json.Unmarshal(j.raw, &v) != nil || len(v.Result) == 0 {
+	if json.Unmarshal(j.Raw, &v) != nil || len(v.Result) == 0 {
 		return json.RawMessage("null")
 	}
 	return v.Result
 }
 
-func (j *cliJob) ended() bool {
-	switch j.Status {
-	case "succeeded", "failed", "canceled", "expired":
-		return true
-	}
-	return false
-}
-
-func decodeJob(raw []byte) (*cliJob, error) {
-	var j cliJob
-	if err := json.Unmarshal(raw, &j); err != nil || j.ID == "" {
-		return nil, fmt.Errorf("the API answered something that is not a job: %.200q", raw)
-	}
-	j.raw = append(json.RawMessage(nil), raw...)
-	return &j, nil
-}
-
+// client is the export and schedule commands' side of the API client: what
+// they print and the files they write.
 type client struct {
 	base   string
 	token  string
@@ -407,17 +353,31 @@ type client struct {
 	quiet  bool // --json: no bar, no chatter
 }
 
+func (c *client) api() *apiclient.Client {
+	return &apiclient.Client{BaseURL: c.base, Token: c.token, HTTPClient: c.http}
+}
+
+// request sends an API request and returns the body of a 2xx answer, or
+// an *apiclient.APIError.
+func (c *client) request(ctx context.Context, method, path string, body []byte, hdr map[string]string) ([]byte, error) {
+	var h http.Header
+	if len(hdr) > 0 {
+		h = http.Header{}
+		for k, v := range hdr {
+			h.Set(k, v)
+		}
+	}
+	return c.api().Call(ctx, method, path, body, h)
+}
+
 func (c *client) run(ctx context.Context, o *exportOptions, stdout io.Writer) error {
+	api := c.api()
 	if o.upload != "" {
-		id, err := c.uploadDump(ctx, o.upload)
+		id, err := c.uploadDump(ctx, api, o.upload)
 		if err != nil {
 			return err
 		}
 		o.params["upload_id"] = id
-	}
-	body := map[string]any{"type": o.apiType, "params": o.params}
-	if o.format != "" {
-		body["format"] = o.format
 	}
 	key := o.idempotencyKey
 	if key == "" {
@@ -425,13 +385,14 @@ func (c *client) run(ctx context.Context, o *exportOptions, stdout io.Writer) er
 		_, _ = rand.Read(b[:])
 		key = "cli-" + hex.EncodeToString(b[:])
 	}
-	job, err := c.create(ctx, body, key)
+	job, err := api.CreateExport(ctx, apiclient.ExportRequest{Type: o.apiType, Format: o.format, Params: o.params, IdempotencyKey: key,
+		OnRetry: func(err error) { c.say("create the export: %v; trying again\n", err) }})
 	if err != nil {
 		return err
 	}
 	if !o.wait {
 		if o.jsonOut {
-			return printJSON(stdout, job.raw)
+			return printJSON(stdout, job.Raw)
 		}
 		_, err := fmt.Fprintln(stdout, job.ID)
 		return err
@@ -439,7 +400,8 @@ func (c *client) run(ctx context.Context, o *exportOptions, stdout io.Writer) er
 	c.say("export %s %s\n", job.ID, job.Status)
 
 	bar := c.newJobBar()
-	job, err = c.wait(ctx, job, bar)
+	bar.update(job)
+	job, err = api.WaitJob(ctx, job, bar.update)
 	if err != nil {
 		bar.stop(false)
 		if ctx.Err() != nil {
@@ -447,10 +409,10 @@ func (c *client) run(ctx context.Context, o *exportOptions, stdout io.Writer) er
 		}
 		return err
 	}
-	bar.stop(job.Status == "succeeded")
-	if job.Status != "succeeded" {
+	bar.stop(job.Status == apiclient.StatusSucceeded)
+	if job.Status != apiclient.StatusSucceeded {
 		if o.jsonOut {
-			_ = printJSON(stdout, job.raw)
+			_ = printJSON(stdout, job.Raw)
 		}
 		if e := job.Error; e != nil && e.Detail != "" {
 			return fmt.Errorf("job %s %s: %s: %s (%s)", job.ID, job.Status, e.Message, e.Detail, e.Code)
@@ -463,17 +425,17 @@ func (c *client) run(ctx context.Context, o *exportOptions, stdout io.Writer) er
 	if job.Result == nil || job.Result.SHA256 == "" {
 		// A type that makes no file (a restore): its result is the report.
 		if o.jsonOut {
-			return printJSON(stdout, job.raw)
+			return printJSON(stdout, job.Raw)
 		}
 		c.say("job %s succeeded\n", job.ID)
-		return printJSON(c.stderr, job.resultRaw())
+		return printJSON(c.stderr, resultRaw(job))
 	}
-	path, err := c.download(ctx, job, o.output, stdout)
+	path, err := c.download(ctx, api, job, o.output, stdout)
 	if err != nil {
 		return err
 	}
 	if o.jsonOut {
-		return printJSON(stdout, job.raw)
+		return printJSON(stdout, job.Raw)
 	}
 	if path != "" {
 		c.say("%s\n", savedLine(path, job))
@@ -485,7 +447,7 @@ func (c *client) run(ctx context.Context, o *exportOptions, stdout io.Writer) er
 // holds when that is counted in something other than bytes (a backup's
 // progress is its bytes: a second count would repeat the size, or say 0),
 // and the checksum.
-func savedLine(path string, job *cliJob) string {
+func savedLine(path string, job *apiclient.Job) string {
 	what := ""
 	if unit := orDefault(job.Progress.Unit, "rows"); unit != "bytes" {
 		what = fmt.Sprintf(", %d %s", job.Result.Rows, unit)
@@ -517,252 +479,13 @@ func orDefault(s, def string) string {
 	return s
 }
 
-// request sends an API request and returns the body of a 2xx answer, or
-// an *apiError.
-func (c *client) request(ctx context.Context, method, path string, body []byte, hdr map[string]string) ([]byte, error) {
-	ctx, cancel := context.WithTimeout(ctx, time.Minute)
-	defer cancel()
-	var rd io.Reader
-	if body != nil {
-		rd = bytes.NewReader(body)
-	}
-	req, err := http.NewRequestWithContext(ctx, method, c.base+path, rd)
-	if err != nil {
-		return nil, err
-	}
-	req.Header.Set("Authorization", "Bearer "+c.token)
-	req.Header.Set("Accept", "application/json")
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	for k, v := range hdr {
-		req.Header.Set(k, v)
-	}
-	resp, err := c.http.Do(req)
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(io.LimitReader(resp.Body, 8<<20))
-	if err != nil {
-		return nil, err
-	}
-	if resp.StatusCode/100 != 2 {
-		return nil, answerError(resp.StatusCode, b)
-	}
-	return b, nil
-}
-
-// answerError reads the API's error body; anything else (a proxy's page)
-// is reported by its status and first bytes.
-func answerError(status int, body []byte) *apiError {
-	var e struct {
-		Error struct {
-			Code    string `json:"code"`
-			Message string `json:"message"`
-		} `json:"error"`
-	}
-	if json.Unmarshal(body, &e) == nil && e.Error.Message != "" {
-		return &apiError{Status: status, Code: e.Error.Code, Message: e.Error.Message}
-	}
-	msg := strings.TrimSpace(string(body))
-	if len(msg) > 200 {
-		msg = msg[:200] + "..."
-	}
-	if msg == "" {
-		msg = http.StatusText(status)
-	}
-	return &apiError{Status: status, Code: "http_" + strconv.Itoa(status), Message: msg}
-}
-
-// transient reports whether trying again may help: the network failed or
-// a proxy in front of the API said it is unavailable.
-func transient(err error) bool {
-	var ae *apiError
-	if errors.As(err, &ae) {
-		return ae.Status == http.StatusBadGateway || ae.Status == http.StatusServiceUnavailable || ae.Status == http.StatusGatewayTimeout
-	}
-	var ne net.Error
-	return errors.As(err, &ne) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF)
-}
-
-// create asks for the job, retrying transient failures with the same
-// Idempotency-Key so the API never makes two jobs of one command.
-func (c *client) create(ctx context.Context, body map[string]any, key string) (*cliJob, error) {
-	raw, err := json.Marshal(body)
-	if err != nil {
-		return nil, err
-	}
-	delay := 500 * time.Millisecond
-	for attempt := 1; ; attempt++ {
-		b, err := c.request(ctx, http.MethodPost, "/api/v1/exports", raw, map[string]string{"Idempotency-Key": key})
-		if err == nil {
-			return decodeJob(b)
-		}
-		if !transient(err) || attempt == 4 || ctx.Err() != nil {
-			return nil, fmt.Errorf("create the export: %w", err)
-		}
-		c.say("create the export: %v; trying again\n", err)
-		if serr := sleep(ctx, delay); serr != nil {
-			return nil, fmt.Errorf("create the export: %w", err)
-		}
-		delay *= 2
-	}
-}
-
-func sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
-}
-
-// wait follows the job until it ends: through its event stream, or by
-// polling when the stream is not available or breaks off.
-func (c *client) wait(ctx context.Context, job *cliJob, bar *jobBar) (*cliJob, error) {
-	bar.update(job)
-	last, err := c.follow(ctx, job.ID, bar)
-	if last != nil {
-		job = last
-	}
-	if err == nil && job.ended() {
-		return job, nil
-	}
-	var ae *apiError
-	if errors.As(err, &ae) && !transient(err) {
-		return job, err
-	}
-	if ctx.Err() != nil {
-		return job, ctx.Err()
-	}
-	return c.poll(ctx, job, bar)
-}
-
-const streamIdleTimeout = 45 * time.Second
-
-// follow reads the job's server-sent events until the job ends or the
-// stream does; it returns the last job seen.
-func (c *client) follow(ctx context.Context, id string, bar *jobBar) (*cliJob, error) {
-	// The server sends a keep-alive every 15 s: a silent stream is a dead one.
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	idle := time.AfterFunc(streamIdleTimeout, cancel)
-	defer idle.Stop()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.base+"/api/v1/exports/"+url.PathEscape(id)+"/events", nil)
-	if err != nil {
-		return nil, err
-	}
-	req.Header.Set("Authorization", "Bearer "+c.token)
-	req.Header.Set("Accept", "text/event-stream")
-	resp, err := c.http.Do(req)
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		b, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
-		return nil, answerError(resp.StatusCode, b)
-	}
-	if ct := resp.Header.Get("Content-Type"); !strings.HasPrefix(ct, "text/event-stream") {
-		return nil, fmt.Errorf("the event stream answered %q", ct)
-	}
-	var (
-		last  *cliJob
-		event string
-		data  []string
-	)
-	sc := bufio.NewScanner(resp.Body)
-	sc.Buffer(make([]byte, 64<<10), 8<<20)
-	for sc.Scan() {
-		idle.Reset(streamIdleTimeout)
-		line := sc.Text()
-		switch {
-		case line == "":
-			if (event == "" || event == "job") && len(data) > 0 {
-				j, err := decodeJob([]byte(strings.Join(data, "\n")))
-				if err != nil {
-					return last, err
-				}
-				last = j
-				bar.update(j)
-				if j.ended() {
-					return last, nil
-				}
-			}
-			event, data = "", data[:0]
-		case strings.HasPrefix(line, ":"):
-		case strings.HasPrefix(line, "event:"):
-			event = strings.TrimSpace(strings.TrimPrefix(line, "event:"))
-		case strings.HasPrefix(line, "data:"):
-			data = append(data, strings.TrimPrefix(strings.TrimPrefix(line, "data:"), " "))
-		}
-	}
-	if err := sc.Err(); err != nil {
-		return last, err
-	}
-	return last, io.ErrUnexpectedEOF
-}
-
-// poll reads the job every second until it ends, riding out a minute of
-// transient failures.
-func (c *client) poll(ctx context.Context, job *cliJob, bar *jobBar) (*cliJob, error) {
-	var failingSince time.Time
-	for {
-		if err := sleep(ctx, time.Second); err != nil {
-			return job, err
-		}
-		b, err := c.request(ctx, http.MethodGet, "/api/v1/exports/"+url.PathEscape(job.ID), nil, nil)
-		if err != nil {
-			if !transient(err) || ctx.Err() != nil {
-				return job, err
-			}
-			if failingSince.IsZero() {
-				failingSince = time.Now()
-			} else if time.Since(failingSince) > time.Minute {
-				return job, fmt.Errorf("read job %s: %w", job.ID, err)
-			}
-			continue
-		}
-		failingSince = time.Time{}
-		j, err := decodeJob(b)
-		if err != nil {
-			return job, err
-		}
-		job = j
-		bar.update(job)
-		if job.ended() {
-			return job, nil
-		}
-	}
-}
-
 // download fetches the job's file through a signed link into output,
 // checking its size and SHA-256 against the job before it appears under
 // its name. It returns the path written ("" for standard output).
-func (c *client) download(ctx context.Context, job *cliJob, output string, stdout io.Writer) (string, error) {
-	b, err := c.request(ctx, http.MethodGet, "/api/v1/exports/"+url.PathEscape(job.ID)+"/download?redirect=false", nil, nil)
+func (c *client) download(ctx context.Context, api *apiclient.Client, job *apiclient.Job, output string, stdout io.Writer) (string, error) {
+	link, err := api.DownloadLink(ctx, job.ID)
 	if err != nil {
-		return "", fmt.Errorf("get the download link: %w", err)
-	}
-	var link struct {
-		URL string `json:"url"`
-	}
-	if err := json.Unmarshal(b, &link); err != nil || link.URL == "" {
-		return "", fmt.Errorf("get the download link: unexpected answer %.200q", b)
-	}
-	target, err := url.Parse(c.base + "/")
-	if err == nil {
-		var ref *url.URL
-		if ref, err = url.Parse(link.URL); err == nil {
-			target = target.ResolveReference(ref)
-		}
-	}
-	if err != nil {
-		return "", fmt.Errorf("download link %q: %w", link.URL, err)
+		return "", err
 	}
 
 	path := output
@@ -807,42 +530,33 @@ func (c *client) download(ctx context.Context, job *cliJob, output string, stdou
 		}
 	}()
 
-	// The link carries its own credential: the token is not sent with it.
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, target.String(), nil)
-	if err != nil {
-		return "", err
-	}
-	resp, err := c.http.Do(req)
-	if err != nil {
-		return "", fmt.Errorf("download from %s: %w; %s", withoutQuery(target), redactURL(err), c.linkHint(target))
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		body, _ := io.ReadAll(io.LimitReader(resp.Body, 1024))
-		return "", fmt.Errorf("download from %s: HTTP %d: %s", withoutQuery(target), resp.StatusCode, strings.TrimSpace(string(body)))
-	}
-	h := sha256.New()
-	var w io.Writer = io.MultiWriter(tmp, h)
 	var bar *progressbar.ProgressBar
+	var progress func(int64)
 	if !c.quiet {
-		bar = progressbar.NewOptions64(job.Result.SizeBytes,
-			progressbar.OptionSetWriter(c.stderr), progressbar.OptionSetDescription("download"),
-			progressbar.OptionShowBytes(true), progressbar.OptionShowCount(), progressbar.OptionSetWidth(30),
-			progressbar.OptionThrottle(100*time.Millisecond),
-			progressbar.OptionOnCompletion(func() { fmt.Fprintln(c.stderr) }))
-		w = io.MultiWriter(w, bar)
+		// Made once the file starts coming, as the upload's bar.
+		progress = func(n int64) {
+			if bar == nil {
+				bar = progressbar.NewOptions64(job.Result.SizeBytes,
+					progressbar.OptionSetWriter(c.stderr), progressbar.OptionSetDescription("download"),
+					progressbar.OptionShowBytes(true), progressbar.OptionShowCount(), progressbar.OptionSetWidth(30),
+					progressbar.OptionThrottle(100*time.Millisecond),
+					progressbar.OptionOnCompletion(func() { fmt.Fprintln(c.stderr) }))
+			}
+			if n > 0 {
+				_ = bar.Set64(n)
+			}
+		}
 	}
-	n, err := io.Copy(w, resp.Body)
-	if err != nil {
-		return "", fmt.Errorf("download: %w", redactURL(err))
-	}
-	if bar != nil && !bar.IsFinished() {
+	err = api.DownloadFrom(ctx, link, job, tmp, progress)
+	var mismatch *apiclient.ChecksumError
+	if (err == nil || errors.As(err, &mismatch)) && bar != nil && !bar.IsFinished() {
 		_ = bar.Exit()
 	}
-	sum := hex.EncodeToString(h.Sum(nil))
-	if n != job.Result.SizeBytes || !strings.EqualFold(sum, job.Result.SHA256) {
-		return "", fmt.Errorf("the download does not match job %s: got %d bytes with SHA-256 %s, the job says %d bytes with SHA-256 %s; nothing was saved, run the command again",
-			job.ID, n, sum, job.Result.SizeBytes, job.Result.SHA256)
+	if mismatch != nil {
+		return "", fmt.Errorf("%w; nothing was saved, run the command again", err)
+	}
+	if err != nil {
+		return "", err
 	}
 	if err := tmp.Sync(); err != nil {
 		return "", fmt.Errorf("save the file: %w", err)
@@ -869,28 +583,6 @@ func (c *client) download(ctx context.Context, job *cliJob, output string, stdou
 	return path, nil
 }
 
-// withoutQuery is a download link without its query and fragment, which
-// hold its signature: what may be shown.
-func withoutQuery(u *url.URL) string {
-	v := *u
-	v.RawQuery, v.Fragment, v.User = "", "", nil
-	return v.String()
-}
-
-// linkHint says where a download link that cannot be reached comes from.
-func (c *client) linkHint(link *url.URL) string {
-	hint := "the server builds download links from its PUBLIC_URL (local storage) or S3_PUBLIC_ENDPOINT (S3 storage): set it to an address this machine can reach"
-	api, err := url.Parse(c.base)
-	if err != nil || api.Host == link.Host {
-		return hint
-	}
-	port := link.Port()
-	if port == "" {
-		port = map[string]string{"http": "80", "https": "443"}[link.Scheme]
-	}
-	return fmt.Sprintf("%s (the link points at %s port %s; the API answered at %s)", hint, link.Hostname(), port, c.base)
-}
-
 // createPart creates a new file dir/prefix<random>suffix with mode 0666
 // less the umask (os.CreateTemp always makes 0600).
 func createPart(dir, prefix, suffix string) (*os.File, error) {
@@ -915,15 +607,6 @@ func safeFilename(name, id string) string {
 	return name
 }
 
-// redactURL drops the signed link (a credential) from a transport error.
-func redactURL(err error) error {
-	var ue *url.Error
-	if errors.As(err, &ue) {
-		return fmt.Errorf("%s: %w", ue.Op, ue.Err)
-	}
-	return err
-}
-
 // jobBar shows a job's progress on standard error. With a total it is a
 // bar whose scale is tenths of a percent (the API keeps percent below 100
 // until the job has ended, so the bar never shows done early); without one
@@ -934,7 +617,7 @@ type jobBar struct {
 	w     io.Writer
 	bar   *progressbar.ProgressBar
 	spin  bool
-	final *cliJob // the ended job, drawn by stop
+	final *apiclient.Job // the ended job, drawn by stop
 }
 
 func (c *client) newJobBar() *jobBar {
@@ -944,7 +627,7 @@ func (c *client) newJobBar() *jobBar {
 	return &jobBar{w: c.stderr}
 }
 
-func (b *jobBar) start(j *cliJob) {
+func (b *jobBar) start(j *apiclient.Job) {
 	max := int64(1000)
 	b.spin = false
 	opts := []progressbar.Option{
@@ -953,10 +636,10 @@ func (b *jobBar) start(j *cliJob) {
 		progressbar.OptionThrottle(100 * time.Millisecond),
 		progressbar.OptionShowElapsedTimeOnFinish(),
 		// An ended job's bar is drawn by stop, full: never blank first.
-		progressbar.OptionSetRenderBlankState(!j.ended()),
+		progressbar.OptionSetRenderBlankState(!j.Ended()),
 		progressbar.OptionSetDescription(progressText(j)),
 	}
-	if j.Progress.Total <= 0 && !j.ended() {
+	if j.Progress.Total <= 0 && !j.Ended() {
 		max, b.spin = -1, true
 		// No spinner goroutine of the library's own: it would draw while
 		// stop writes the line's end. The spinner turns with each update.
@@ -965,11 +648,11 @@ func (b *jobBar) start(j *cliJob) {
 	b.bar = progressbar.NewOptions64(max, opts...)
 }
 
-func (b *jobBar) update(j *cliJob) {
+func (b *jobBar) update(j *apiclient.Job) {
 	if b.w == nil {
 		return
 	}
-	if b.bar != nil && b.spin && j.Progress.Total > 0 && !j.ended() && !b.bar.IsFinished() {
+	if b.bar != nil && b.spin && j.Progress.Total > 0 && !j.Ended() && !b.bar.IsFinished() {
 		_ = b.bar.Clear() // the count turned out to have a total: a bar from now on
 		b.bar = nil
 	}
@@ -979,7 +662,7 @@ func (b *jobBar) update(j *cliJob) {
 	if b.bar.IsFinished() {
 		return
 	}
-	if j.ended() {
+	if j.Ended() {
 		// Drawn by stop, with the bar full when it succeeded: never
 		// "succeeded" at the percent last seen.
 		b.final = j
@@ -1020,9 +703,9 @@ func (b *jobBar) stop(done bool) {
 }
 
 // progressText is the job's state and count as the bar's description.
-func progressText(j *cliJob) string {
+func progressText(j *apiclient.Job) string {
 	p := j.Progress
-	desc := j.Status
+	desc := string(j.Status)
 	count := func(n int64) string {
 		if p.Unit == "bytes" {
 			return humanBytes(n)
@@ -1058,18 +741,10 @@ func humanBytes(n int64) string {
 	return fmt.Sprintf("%.1f %s", v, unit)
 }
 
-// uploadTicket is the answer of POST /restores/uploads.
-type uploadTicket struct {
-	UploadID string            `json:"upload_id"`
-	URL      string            `json:"url"`
-	Method   string            `json:"method"`
-	Headers  map[string]string `json:"headers"`
-}
-
 // uploadDump uploads a dump for a restore: it declares the file's size and
 // SHA-256, then PUTs it to the URL it gets with the headers that URL asks
 // for. It returns the upload id.
-func (c *client) uploadDump(ctx context.Context, path string) (string, error) {
+func (c *client) uploadDump(ctx context.Context, api *apiclient.Client, path string) (string, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return "", fmt.Errorf("--upload: %w", err)
@@ -1088,53 +763,35 @@ func (c *client) uploadDump(ctx context.Context, path string) (string, error) {
 		return "", fmt.Errorf("--upload: read %s: %w", path, err)
 	}
 	sum := hex.EncodeToString(h.Sum(nil))
-	body, _ := json.Marshal(map[string]any{"size_bytes": size, "sha256": sum})
-	raw, err := c.request(ctx, http.MethodPost, "/api/v1/restores/uploads", body, nil)
-	if err != nil {
-		return "", fmt.Errorf("upload URL: %w", err)
-	}
-	var tk uploadTicket
-	if err := json.Unmarshal(raw, &tk); err != nil || tk.UploadID == "" || tk.URL == "" {
-		return "", fmt.Errorf("the API answered something that is not an upload URL: %.200q", raw)
-	}
 	if _, err := f.Seek(0, io.SeekStart); err != nil {
 		return "", err
 	}
-	var rd io.Reader = f
 	var bar *progressbar.ProgressBar
+	var progress func(int64)
 	if !c.quiet {
-		bar = progressbar.NewOptions64(size,
-			progressbar.OptionSetWriter(c.stderr), progressbar.OptionSetDescription("upload"),
-			progressbar.OptionShowBytes(true), progressbar.OptionShowCount(), progressbar.OptionSetWidth(30),
-			progressbar.OptionThrottle(100*time.Millisecond),
-			progressbar.OptionOnCompletion(func() { fmt.Fprintln(c.stderr) }))
-		rd = io.TeeReader(f, bar)
+		// Made once the upload URL is known and the bytes start going.
+		progress = func(n int64) {
+			if bar == nil {
+				bar = progressbar.NewOptions64(size,
+					progressbar.OptionSetWriter(c.stderr), progressbar.OptionSetDescription("upload"),
+					progressbar.OptionShowBytes(true), progressbar.OptionShowCount(), progressbar.OptionSetWidth(30),
+					progressbar.OptionThrottle(100*time.Millisecond),
+					progressbar.OptionOnCompletion(func() { fmt.Fprintln(c.stderr) }))
+			}
+			if n > 0 {
+				_ = bar.Set64(n)
+			}
+		}
 	}
-	method := orDefault(tk.Method, http.MethodPut)
-	req, err := http.NewRequestWithContext(ctx, method, tk.URL, rd)
-	if err != nil {
-		return "", fmt.Errorf("upload: %w", redactURL(err))
-	}
-	// The URL is the credential: no token goes to the object store.
-	req.ContentLength = size
-	req.Header.Set("Content-Type", "application/octet-stream")
-	for k, v := range tk.Headers {
-		req.Header.Set(k, v)
-	}
-	resp, err := c.http.Do(req)
+	id, err := api.UploadDump(ctx, path, f, size, sum, progress)
 	if bar != nil && !bar.IsFinished() {
 		_ = bar.Exit()
 	}
 	if err != nil {
-		return "", fmt.Errorf("upload: %w", redactURL(err))
+		return "", err
 	}
-	defer resp.Body.Close()
-	if resp.StatusCode/100 != 2 {
-		b, _ := io.ReadAll(io.LimitReader(resp.Body, 1024))
-		return "", fmt.Errorf("upload of %s refused: HTTP %d: %s", path, resp.StatusCode, strings.TrimSpace(string(b)))
-	}
-	c.say("uploaded %s as %s (%d bytes, sha256 %s)\n", path, tk.UploadID, size, sum)
-	return tk.UploadID, nil
+	c.say("uploaded %s as %s (%d bytes, sha256 %s)\n", path, id, size, sum)
+	return id, nil
 }
 
 // copyInto writes the verified download in tmp to the device or pipe at

@@ -11,15 +11,17 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	apiclient "github.com/hubexport/hubexport/web/client"
 )
 
-func testJob(t *testing.T, raw string) *cliJob {
+func testJob(t *testing.T, raw string) *apiclient.Job {
 	t.Helper()
-	j, err := decodeJob([]byte(raw))
-	if err != nil {
+	var j apiclient.Job
+	if err := json.Unmarshal([]byte(raw), &j); err != nil {
 		t.Fatal(err)
 	}
-	return j
+	return &j
 }
 
 // TestSavedLine: the last line names a count only when it is not the
@@ -55,11 +57,9 @@ func frames(out string) []string {
 	return fs
 }
 
-func progressJob(status string, done, total int64, unit string, percent float64) *cliJob {
-	raw, _ := json.Marshal(map[string]any{"id": "exp_1", "status": status,
-		"progress": map[string]any{"done": done, "total": total, "unit": unit, "percent": percent}})
-	j, _ := decodeJob(raw)
-	return j
+func progressJob(status string, done, total int64, unit string, percent float64) *apiclient.Job {
+	return &apiclient.Job{ID: "exp_1", Status: apiclient.Status(status),
+		Progress: apiclient.Progress{Done: done, Total: total, Unit: unit, Percent: percent}}
 }
 
 // TestJobBarUnknownTotal: a backup's bytes are shown as a count, never
