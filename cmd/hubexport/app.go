@@ -214,8 +214,8 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, r roles) e
 		if err != nil {
 			return err
 		}
-		// What killed workers left in TMPDIR (XLSX workbooks, restore
-		// dumps) is theirs alone: no live process holds it.
+		// What killed workers left in TMPDIR (restore dumps) is theirs
+		// alone: no live process holds it.
 		if swept, err := jobs.SweepTemp(""); err != nil {
 			log.WarnContext(ctx, "temp_sweep_failed", "error", err)
 		} else if len(swept) > 0 {
