@@ -141,9 +141,15 @@ func (u *usageBench) run(b *testing.B, c string) {
 // export runs one export on a fresh worker process and reports it.
 func (u *usageBench) export(b *testing.B, name, format, where string) {
 	addr := benchAddr(b)
+	// Not b.TempDir(): a repeated case's name has a '#', which a file:// URL cannot hold.
+	dir, err := os.MkdirTemp("", "hubexport-bench-")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
 	env := map[string]string{
 		"DATABASE_URL": u.dsn, "REDIS_URL": u.redis.URL, "ADMIN_TOKEN": adminToken,
-		"HTTP_ADDR": addr, "PUBLIC_URL": "http://" + addr, "STORAGE_URL": "file://" + b.TempDir(),
+		"HTTP_ADDR": addr, "PUBLIC_URL": "http://" + addr, "STORAGE_URL": "file://" + dir,
 		"LOG_LEVEL": "warn", "WORKER_CONCURRENCY": "1",
 	}
 	if where == "s3" {
@@ -154,7 +160,7 @@ func (u *usageBench) export(b *testing.B, name, format, where string) {
 	}
 	api := benchProc(b, env, "api")
 	defer api.stop()
-	waitReady(b, "http://"+addr)
+	waitReady(b, "http://"+addr, api)
 	noTemp := filepath.Join(b.TempDir(), "no-tmpdir")
 	if err := os.WriteFile(noTemp, nil, 0o400); err != nil {
 		b.Fatal(err)
@@ -297,7 +303,8 @@ func benchAddr(b *testing.B) string {
 	return l.Addr().String()
 }
 
-func waitReady(b *testing.B, base string) {
+// waitReady waits for the api at base; procs' logs are shown if it never is.
+func waitReady(b *testing.B, base string, procs ...*benchP) {
 	b.Helper()
 	deadline := time.Now().Add(30 * time.Second)
 	for time.Now().Before(deadline) {
@@ -309,7 +316,11 @@ func waitReady(b *testing.B, base string) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	b.Fatalf("api at %s not ready after 30s", base)
+	var logs strings.Builder
+	for _, p := range procs {
+		logs.WriteString(p.logs())
+	}
+	b.Fatalf("api at %s not ready after 30s\n%s", base, logs.String())
 }
 
 func benchGet(url string, v any) (string, error) {

@@ -51,7 +51,6 @@ type XLSX struct {
 
 	sum   *summary
 	names xlsxNames
-	done  bool
 }
 
 type xlsxNames struct {
@@ -69,12 +68,12 @@ func namesFor(lang string) xlsxNames {
 // one call per many rows rather than per row.
 const flushAt = 64 << 10
 
-// compressLevel trades size for speed. Deflate is most of an XLSX export's
-// CPU time: a sheet's XML is about 730 bytes a row, and archive/zip's
-// compress/flate at its default level deflates about 85 MB/s, making the
-// compressor, not the database, the bottleneck. klauspost/compress's
+// compressLevel trades size for speed. Deflate is the largest part of an
+// XLSX export's CPU time: a sheet's XML is about 730 bytes a row, and
+// compress/flate at archive/zip's default level deflates about 85 MB/s, so
+// the compressor, not the database, set the pace. klauspost/compress's
 // fastest level deflates the same XML about five times as fast (1.5 times
-// compress/flate's own fastest level) to about a seventh of its size.
+// compress/flate's own fastest) to about a seventh of its size.
 const compressLevel = flate.BestSpeed
 
 // NewXLSX returns the encoder; it writes the first sheet's start to w.
@@ -273,7 +272,6 @@ func (e *XLSX) Finish() error {
 	if err := e.zw.Close(); err != nil {
 		return writeErr("xlsx", err)
 	}
-	e.done = true
 	return nil
 }
 
