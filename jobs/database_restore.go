@@ -21,7 +21,6 @@ import (
 	"github.com/hubexport/hubexport/internal/export"
 	"github.com/hubexport/hubexport/internal/pgdump"
 	"github.com/hubexport/hubexport/internal/scratch"
-	"github.com/hubexport/hubexport/internal/usagelog"
 )
 
 // TypeDatabaseRestore is the task type of database_restore jobs. It is a
@@ -42,9 +41,9 @@ func NewDatabaseRestoreTask(jobID string) *asynq.Task {
 const RestoreTempPrefix = "hubexport-restore-"
 
 // SweepTemp removes from dir (TMPDIR when empty) the temporary directories
-// of XLSX exports and restores whose worker process died.
+// of restores whose worker process died.
 func SweepTemp(dir string) ([]string, error) {
-	return scratch.Sweep(dir, usagelog.TempPrefix, RestoreTempPrefix)
+	return scratch.Sweep(dir, RestoreTempPrefix)
 }
 
 // DatabaseRestoreHandler runs database_restore tasks: it fetches the dump

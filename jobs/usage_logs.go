@@ -38,9 +38,6 @@ type UsageLogSource interface {
 type UsageLogsHandler struct {
 	Runner *Runner
 	Source UsageLogSource
-	// TempDir is where XLSX exports keep their temporary files (excelize
-	// needs them); empty is the system's temporary directory.
-	TempDir string
 }
 
 // ProcessTask implements asynq.Handler.
@@ -71,7 +68,7 @@ func (h *UsageLogsHandler) produce(ctx context.Context, job *export.Job, w io.Wr
 	}
 	pr.Set(0, total, "rows")
 
-	enc, err := usagelog.New(job.Format, w, usagelog.Options{Lang: p.HeaderLang, Location: loc, TempDir: h.TempDir})
+	enc, err := usagelog.New(job.Format, w, usagelog.Options{Lang: p.HeaderLang, Location: loc})
 	if err != nil {
 		return 0, err
 	}
@@ -92,9 +89,6 @@ func (h *UsageLogsHandler) produce(ctx context.Context, job *export.Job, w io.Wr
 	})
 	if err != nil {
 		return n, err
-	}
-	if job.Format == export.FormatXLSX {
-		_ = pr.Note(ctx, "compressing the workbook")
 	}
 	if err := enc.Finish(); err != nil {
 		return n, err

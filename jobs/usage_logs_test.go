@@ -54,7 +54,7 @@ func usageProduce(t *testing.T, src *usageFakeSource, format export.Format, para
 	t.Helper()
 	store := &usageFakeStore{}
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	h := &UsageLogsHandler{Runner: &Runner{Log: log}, Source: src, TempDir: t.TempDir()}
+	h := &UsageLogsHandler{Runner: &Runner{Log: log}, Source: src}
 	pr := &Progress{store: store, jobID: "exp_1", token: "t", every: 0, cancel: func(error) {}, log: log}
 	var out bytes.Buffer
 	job := &export.Job{ID: "exp_1", Format: format, Params: json.RawMessage(params)}

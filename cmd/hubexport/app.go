@@ -232,8 +232,8 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, r roles) e
 	go func() { defer wg.Done(); maint.Run(maintCtx, cfg.CleanupInterval) }()
 
 	if r.worker {
-		// What killed workers left in TMPDIR (XLSX workbooks, restore
-		// dumps) is theirs alone: no live process holds it.
+		// What killed workers left in TMPDIR (restore dumps) is theirs
+		// alone: no live process holds it.
 		if swept, err := jobs.SweepTemp(""); err != nil {
 			log.WarnContext(ctx, "temp_sweep_failed", "error", err)
 		} else if len(swept) > 0 {

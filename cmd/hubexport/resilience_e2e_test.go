@@ -166,20 +166,20 @@ func TestLeftoversCleanedWithoutScheduler(t *testing.T) {
 	})
 }
 
-// A worker starting removes from TMPDIR the XLSX and restore directories of
-// workers that were killed, and leaves a live process's alone.
+// A worker starting removes from TMPDIR the restore directories of workers
+// that were killed, and leaves a live process's alone.
 func TestWorkerSweepsDeadTempDirs(t *testing.T) {
 	t.Parallel()
 	tmp := t.TempDir()
 	s := newStack(t, withEnv("TMPDIR", tmp))
-	live, err := scratch.MkdirTemp(tmp, "hubexport-xlsx-")
+	live, err := scratch.MkdirTemp(tmp, jobs.RestoreTempPrefix)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer live.Remove()
 	// What a killed worker leaves: a directory whose owner file nobody locks.
 	var dead []string
-	for _, name := range []string{"hubexport-xlsx-4242-123", "hubexport-restore-4242-456"} {
+	for _, name := range []string{"hubexport-restore-4242-123", "hubexport-restore-4243-456"} {
 		d := filepath.Join(tmp, name)
 		if err := os.MkdirAll(d, 0o700); err != nil {
 			t.Fatal(err)

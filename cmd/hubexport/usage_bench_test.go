@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -26,14 +27,19 @@ import (
 // operator runs them: `hubexport seed --rows N` into a scratch database, then `hubexport api`
 // and a fresh `hubexport worker` process per case, one export each. It reports the export's wall
 // time (the job's started_at to finished_at), rows per second and the worker's peak RSS (VmHWM
-// from /proc), and, beside them, psql's \copy of the very query the export runs, to /dev/null.
+// from /proc), and, beside them, psql's \copy of the very query the export runs to a CSV file.
+// Each export case also reports its time as a ratio to the psql case run last before it. The
+// worker's TMPDIR is a file, where nothing can be created: an export that needed a temporary
+// file would fail.
 //
 // It is a benchmark, not a test: run it alone, once per size.
 //
 //	USAGE_BENCH_ROWS=1000000,5000000 go test ./cmd/hubexport -run '^$' \
 //	    -bench UsageLogExport -benchtime 1x -timeout 3h
 //
-// USAGE_BENCH_CASES (default "psql,csv-local,csv-s3,xlsx-local") picks cases.
+// USAGE_BENCH_CASES (default "psql,csv-local,csv-s3,xlsx-local") picks cases; a case may repeat
+// ("psql,xlsx-local,psql,xlsx-local,psql,xlsx-local" gives three of each, interleaved, for
+// medians on a busy machine).
 func BenchmarkUsageLogExport(b *testing.B) {
 	sizes := strings.Split(envOr("USAGE_BENCH_ROWS", "1000000"), ",")
 	cases := strings.Split(envOr("USAGE_BENCH_CASES", "psql,csv-local,csv-s3,xlsx-local"), ",")
@@ -65,7 +71,8 @@ func envOr(name, def string) string {
 type usageBench struct {
 	dsn    string
 	rows   int
-	copied int64 // rows psql copied, once it ran
+	copied int64         // rows psql copied, once it ran
+	psql   time.Duration // psql's time, once it ran
 	query  string
 	redis  *testenv.Redis
 	s3     *testenv.S3
@@ -106,11 +113,16 @@ func (u *usageBench) run(b *testing.B, c string) {
 	switch c {
 	case "psql":
 		start := time.Now()
-		cmd := exec.Command("psql", u.dsn, "-X", "-v", "ON_ERROR_STOP=1", "-c", `\copy (`+u.query+`) TO '/dev/null' CSV`)
+		file := filepath.Join(b.TempDir(), "usage.csv")
+		cmd := exec.Command("psql", u.dsn, "-X", "-v", "ON_ERROR_STOP=1", "-c", `\copy (`+u.query+`) TO '`+file+`' CSV HEADER`)
 		out, err := cmd.CombinedOutput()
 		wall := time.Since(start)
 		if err != nil {
 			b.Fatalf("psql: %v\n%s", err, out)
+		}
+		u.psql = wall
+		if err := os.Remove(file); err != nil {
+			b.Fatal(err)
 		}
 		n, err := strconv.ParseInt(strings.TrimSpace(strings.TrimPrefix(string(out), "COPY ")), 10, 64)
 		if err != nil {
@@ -129,9 +141,15 @@ func (u *usageBench) run(b *testing.B, c string) {
 // export runs one export on a fresh worker process and reports it.
 func (u *usageBench) export(b *testing.B, name, format, where string) {
 	addr := benchAddr(b)
+	// Not b.TempDir(): a repeated case's name has a '#', which a file:// URL cannot hold.
+	dir, err := os.MkdirTemp("", "hubexport-bench-")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
 	env := map[string]string{
 		"DATABASE_URL": u.dsn, "REDIS_URL": u.redis.URL, "ADMIN_TOKEN": adminToken,
-		"HTTP_ADDR": addr, "PUBLIC_URL": "http://" + addr, "STORAGE_URL": "file://" + b.TempDir(),
+		"HTTP_ADDR": addr, "PUBLIC_URL": "http://" + addr, "STORAGE_URL": "file://" + dir,
 		"LOG_LEVEL": "warn", "WORKER_CONCURRENCY": "1",
 	}
 	if where == "s3" {
@@ -142,7 +160,12 @@ func (u *usageBench) export(b *testing.B, name, format, where string) {
 	}
 	api := benchProc(b, env, "api")
 	defer api.stop()
-	waitReady(b, "http://"+addr)
+	waitReady(b, "http://"+addr, api)
+	noTemp := filepath.Join(b.TempDir(), "no-tmpdir")
+	if err := os.WriteFile(noTemp, nil, 0o400); err != nil {
+		b.Fatal(err)
+	}
+	env["TMPDIR"] = noTemp
 	worker := benchProc(b, env, "worker")
 	defer worker.stop()
 
@@ -171,7 +194,12 @@ func (u *usageBench) export(b *testing.B, name, format, where string) {
 		time.Sleep(200 * time.Millisecond)
 	}
 	rss := worker.peakRSS(b)
-	u.report(b, name, j.FinishedAt.Sub(j.StartedAt), j.Result.Rows, rss, j.Result.SizeBytes)
+	wall := j.FinishedAt.Sub(j.StartedAt)
+	u.report(b, name, wall, j.Result.Rows, rss, j.Result.SizeBytes)
+	if u.psql > 0 {
+		b.ReportMetric(wall.Seconds()/u.psql.Seconds(), "x-psql")
+		b.Logf("%s: %.2f× psql's %s", name, wall.Seconds()/u.psql.Seconds(), u.psql.Round(time.Millisecond))
+	}
 	if u.copied > 0 && j.Result.Rows != u.copied {
 		b.Errorf("%s: exported %d rows, psql copied %d", name, j.Result.Rows, u.copied)
 	}
@@ -275,7 +303,8 @@ func benchAddr(b *testing.B) string {
 	return l.Addr().String()
 }
 
-func waitReady(b *testing.B, base string) {
+// waitReady waits for the api at base; procs' logs are shown if it never is.
+func waitReady(b *testing.B, base string, procs ...*benchP) {
 	b.Helper()
 	deadline := time.Now().Add(30 * time.Second)
 	for time.Now().Before(deadline) {
@@ -287,7 +316,11 @@ func waitReady(b *testing.B, base string) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	b.Fatalf("api at %s not ready after 30s", base)
+	var logs strings.Builder
+	for _, p := range procs {
+		logs.WriteString(p.logs())
+	}
+	b.Fatalf("api at %s not ready after 30s\n%s", base, logs.String())
 }
 
 func benchGet(url string, v any) (string, error) {

@@ -3,6 +3,7 @@ package usagelog
 import (
 	"encoding/json"
 	"math"
+	"slices"
 	"testing"
 	"time"
 )
@@ -210,6 +211,11 @@ func TestDecimalSum(t *testing.T) {
 		{[]string{"999999.999999999999999", "0.000000000000001"}, "1000000"},
 		{[]string{"0.5", "NaN", "0.25"}, "0.75"},
 		{[]string{"12", "0.0000000000000000001"}, "12.0000000000000000001"},
+		// Terms added as int64 until the sum would overflow, then carried on exactly.
+		{slices.Repeat([]string{"999999999999.999999"}, 20), "19999999999999.99998"},
+		{[]string{"-999999999999999999", "-999999999999999999", "1"}, "-1999999999999999997"},
+		{[]string{"1.5", "2.25", "0.125"}, "3.875"},
+		{[]string{"12345678901234567890.5", "1", "0.25"}, "12345678901234567891.75"},
 	}
 	for _, c := range cases {
 		var d decimalSum

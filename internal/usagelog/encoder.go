@@ -14,8 +14,6 @@ type Options struct {
 	Lang string
 	// Location renders times; nil is UTC.
 	Location *time.Location
-	// TempDir is where the XLSX encoder keeps its temporary files; empty is os.TempDir().
-	TempDir string
 }
 
 func (o Options) loc() *time.Location {
@@ -32,9 +30,9 @@ type Encoder interface {
 	// Finish writes whatever the format puts after the last row. The output
 	// is complete only once Finish has returned nil.
 	Finish() error
-	// Close releases what the encoder holds (temporary files). It is safe
-	// after Finish and must be called after a failure too. It never closes
-	// the underlying writer.
+	// Close releases what the encoder holds. It is safe after Finish and
+	// must be called after a failure too. It never closes the underlying
+	// writer.
 	Close() error
 }
 

@@ -22,7 +22,7 @@ import (
 func strictXLSX(t *testing.T, rows []export.UsageRow) []byte {
 	t.Helper()
 	var buf bytes.Buffer
-	enc, err := NewXLSX(&buf, Options{Lang: export.HeaderLangEN, Location: mustZone(t, "Asia/Shanghai"), TempDir: t.TempDir()})
+	enc, err := NewXLSX(&buf, Options{Lang: export.HeaderLangEN, Location: mustZone(t, "Asia/Shanghai")})
 	if err != nil {
 		t.Fatal(err)
 	}
