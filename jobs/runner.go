@@ -233,7 +233,7 @@ func (r *Runner) RunWork(ctx context.Context, t *asynq.Task, w Work) error {
 		}
 		res, uploadErr = r.stream(runCtx, job, key, spec.ArtifactContentType(job), w.Produce, pr)
 		if uploadErr == nil {
-			res.Filename = filename
+			res.Filename, res.Feed = filename, pr.feed // a feed's mark moves with the success
 			// A scheduled backup is kept by its schedule's retention instead.
 			if job.ScheduleID == "" {
 				res.ExpiresAt = r.Now().Add(r.Retention).UTC().Truncate(time.Second)
@@ -493,6 +493,8 @@ type Progress struct {
 	every  time.Duration
 	cancel context.CancelCauseFunc
 	log    *slog.Logger
+
+	feed *export.FeedAdvance // set by a feed export (SetFeed)
 
 	mu      sync.Mutex
 	cur     export.Progress
