@@ -290,9 +290,6 @@ func Load(lookup Lookup) (*Config, error) {
 	if c.ScheduleSyncInterval < time.Second || c.ScheduleSyncInterval > time.Minute {
 		r.fail("SCHEDULE_SYNC_INTERVAL", "must be from 1s to 1m, so a schedule change takes effect within a minute")
 	}
-	if c.FeedLag < 0 {
-		r.fail("FEED_LAG", "must not be negative")
-	}
 	if c.ScheduleCheckInterval < time.Second {
 		r.fail("SCHEDULE_CHECK_INTERVAL", "must be at least 1s")
 	}
