@@ -56,6 +56,7 @@ type memSchedules struct {
 	verifyBackups map[string]int
 	noted         map[string]string
 	lastDrill     map[string]string
+	count         int // what CountSchedules answers
 }
 
 func newMemSchedules() *memSchedules {
@@ -75,7 +76,7 @@ func (m *memSchedules) Schedule(_ context.Context, id string) (*Schedule, error)
 	c := *s
 	return &c, nil
 }
-func (m *memSchedules) CountSchedules(context.Context, int64) (int, error) { return 0, nil }
+func (m *memSchedules) CountSchedules(context.Context, int64) (int, error) { return m.count, nil }
 func (m *memSchedules) DisableSchedule(context.Context, string, string) (bool, error) {
 	return false, nil
 }
