@@ -186,9 +186,11 @@ func (s *Schedules) applyJob(sch *Schedule, in *ScheduleInput, p Principal) erro
 		}
 		return nil
 	}
-	// Only a backup schedule has these; say so rather than ignore them.
-	for field, given := range map[string]bool{"mode": in.Mode != nil, "encrypt": in.Encrypt != nil,
-		"age_recipients": in.AgeRecipients != nil, "verify": in.Verify != nil && in.Verify.Mode != VerifyNone} {
+	// Only a backup schedule has these; say so rather than ignore them
+	// (their empty values, as a schedule reads back, are fine).
+	for field, given := range map[string]bool{"mode": in.Mode != nil && *in.Mode != "", "encrypt": in.Encrypt != nil && *in.Encrypt,
+		"age_recipients": in.AgeRecipients != nil && len(*in.AgeRecipients) > 0,
+		"verify": in.Verify != nil && in.Verify.Mode != VerifyNone && in.Verify.Mode != ""} {
 		if given {
 			return Invalid(field, "applies to backup schedules only (job.type database_backup)")
 		}
