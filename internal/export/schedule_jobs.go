@@ -190,7 +190,7 @@ func (s *Schedules) applyJob(sch *Schedule, in *ScheduleInput, p Principal) erro
 	// (their empty values, as a schedule reads back, are fine).
 	for field, given := range map[string]bool{"mode": in.Mode != nil && *in.Mode != "", "encrypt": in.Encrypt != nil && *in.Encrypt,
 		"age_recipients": in.AgeRecipients != nil && len(*in.AgeRecipients) > 0,
-		"verify": in.Verify != nil && in.Verify.Mode != VerifyNone && in.Verify.Mode != ""} {
+		"verify":         in.Verify != nil && in.Verify.Mode != VerifyNone && in.Verify.Mode != ""} {
 		if given {
 			return Invalid(field, "applies to backup schedules only (job.type database_backup)")
 		}
