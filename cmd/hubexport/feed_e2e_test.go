@@ -252,3 +252,112 @@ func feedMark(t *testing.T, s *stack) string {
 	}
 	return fmt.Sprintf("%s/%d", at.UTC().Format(time.RFC3339Nano), *id)
 }
+
+// A user's since_last schedule: each slot exports the user's rows added
+// since the run before, never another user's, and the schedule shows its
+// mark; across the runs every row is in one file.
+func TestFeedSchedule(t *testing.T) {
+	t.Parallel()
+	s := newStack(t, withFastSchedules(), withEnv("FEED_LAG", "1s"))
+	s.start("serve")
+	pool := s.pool()
+	ctx := context.Background()
+	insert := func(user int64, key string) {
+		t.Helper()
+		if _, err := pool.Exec(ctx, `WITH n AS (SELECT nextval(pg_get_serial_sequence('message_request', 'id')) AS id)
+			INSERT INTO message_request (id, provider_id, user_id, key, model, endpoint, status_code, session_id, created_at)
+			SELECT id, 0, $1, $2, $3, '/v1/messages', 200, 'feed-' || id, now() - random() * interval '0.5 seconds' FROM n`,
+			user, key, feedModel); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r := s.do("POST", "/api/v1/schedules", seed.UserKey, map[string]any{"name": "warehouse", "cron": "@every 2s",
+		"job": map[string]any{"type": "usage_logs", "format": "jsonl", "params": map[string]any{"model": feedModel}},
+		"window": "since_last", "retention": map[string]any{"keep_last": 1000}})
+	if r.status != 201 {
+		t.Fatalf("feed schedule: %d %s", r.status, r.body)
+	}
+	var sc anySchedule
+	r.json(t, &sc)
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		insert(seed.UserID, seed.UserKey)
+		insert(seed.AdminUserID, seed.AdminKey)
+		time.Sleep(40 * time.Millisecond)
+	}
+	// Once the last rows are FEED_LAG old, a slot takes them.
+	stopped := time.Now()
+	var jobs []scheduledJob
+	until(t, 60*time.Second, "a slot run after the last rows were a FEED_LAG old", func() bool {
+		jobs = s.scheduleJobs(sc.ID)
+		for _, j := range jobs {
+			if j.Status == "succeeded" && j.slot.After(stopped.Add(2*time.Second)) {
+				return true
+			}
+		}
+		return false
+	})
+	s.patchSchedule(sc.ID, map[string]any{"enabled": false})
+	until(t, 60*time.Second, "every slot ended", func() bool {
+		jobs = s.scheduleJobs(sc.ID)
+		for _, j := range jobs {
+			if j.Status == "queued" || j.Status == "running" {
+				return false
+			}
+		}
+		return true
+	})
+	seen := map[int64]int{}
+	runs := 0
+	for _, j := range jobs {
+		if j.Status != "succeeded" {
+			continue
+		}
+		runs++
+		file, _, _ := s.download(seed.UserKey, j.ID)
+		for _, id := range feedIDs(t, file) {
+			seen[id]++
+		}
+	}
+	var want []int64
+	rows, err := pool.Query(ctx, `SELECT id FROM message_request WHERE model = $1 AND user_id = $2 ORDER BY id`, feedModel, seed.UserID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for rows.Next() {
+		var id int64
+		if err := rows.Scan(&id); err != nil {
+			t.Fatal(err)
+		}
+		want = append(want, id)
+	}
+	rows.Close()
+	duplicates, missing := 0, 0
+	for _, id := range want {
+		switch n := seen[id]; {
+		case n == 0:
+			missing++
+		case n > 1:
+			duplicates += n - 1
+		}
+		delete(seen, id)
+	}
+	t.Logf("feed schedule: %d slots, %d succeeded, %d rows of the user; duplicates=%d missing=%d others'=%d", len(jobs), runs, len(want), duplicates, missing, len(seen))
+	if duplicates != 0 || missing != 0 || len(seen) != 0 || runs < 3 {
+		t.Fatalf("duplicates=%d missing=%d, %d rows not the user's, %d runs", duplicates, missing, len(seen), runs)
+	}
+	var after struct {
+		Feed *struct {
+			ID int64 `json:"id"`
+		} `json:"feed"`
+	}
+	s.do("GET", "/api/v1/schedules/"+sc.ID, seed.UserKey, nil).json(t, &after)
+	var newest int64
+	if err := pool.QueryRow(ctx, `SELECT id FROM message_request WHERE model = $1 AND user_id = $2
+		ORDER BY created_at DESC, id DESC LIMIT 1`, feedModel, seed.UserID).Scan(&newest); err != nil {
+		t.Fatal(err)
+	}
+	if after.Feed == nil || after.Feed.ID != newest {
+		t.Fatalf("schedule's mark %+v, want the newest row (by time, then id) %d", after.Feed, newest)
+	}
+}
