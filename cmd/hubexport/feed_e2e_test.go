@@ -272,7 +272,7 @@ func TestFeedSchedule(t *testing.T) {
 		}
 	}
 	r := s.do("POST", "/api/v1/schedules", seed.UserKey, map[string]any{"name": "warehouse", "cron": "@every 2s",
-		"job": map[string]any{"type": "usage_logs", "format": "jsonl", "params": map[string]any{"model": feedModel}},
+		"job":    map[string]any{"type": "usage_logs", "format": "jsonl", "params": map[string]any{"model": feedModel}},
 		"window": "since_last", "retention": map[string]any{"keep_last": 1000}})
 	if r.status != 201 {
 		t.Fatalf("feed schedule: %d %s", r.status, r.body)
