@@ -33,8 +33,11 @@ type anySchedule struct {
 // slot's job fails saying so and the schedule is disabled with the reason.
 func TestScheduleUsageLogsOfAUser(t *testing.T) {
 	t.Parallel()
-	s := newStack(t, withFastSchedules(), withEnv("SCHEDULES_PER_USER", "2"))
+	s := newStack(t, withFastSchedules(), withEnv("SCHEDULES_PER_USER", "2"), withPrivateWebhooks())
 	s.start("serve")
+	// Nothing listens there: the deliveries are recorded all the same.
+	userHook := s.createHook(seed.UserKey, map[string]any{"url": "http://127.0.0.1:9/user-hook"})
+	adminHook := s.createHook(adminToken, map[string]any{"url": "http://127.0.0.1:9/admin-hook"})
 
 	var me struct {
 		UserID int64 `json:"user_id"`
@@ -148,6 +151,36 @@ func TestScheduleUsageLogsOfAUser(t *testing.T) {
 		}
 	}
 
+	// Each run is announced to the user's endpoint with its download link.
+	announced := func(token, hook, event, jobID string) bool {
+		var page struct {
+			Data []struct {
+				EventType string `json:"event_type"`
+				Payload   struct {
+					Data struct {
+						JobID string `json:"job_id"`
+						Links struct {
+							Download string `json:"download"`
+						} `json:"links"`
+					} `json:"data"`
+				} `json:"payload"`
+			} `json:"data"`
+		}
+		s.do("GET", "/api/v1/webhooks/"+hook+"/deliveries?limit=200", token, nil).json(t, &page)
+		for _, d := range page.Data {
+			if d.EventType == event && d.Payload.Data.JobID == jobID &&
+				(event != "export.succeeded" || strings.HasSuffix(d.Payload.Data.Links.Download, "/api/v1/exports/"+jobID+"/download")) {
+				return true
+			}
+		}
+		return false
+	}
+	for _, j := range s.scheduleJobs(sc.ID) {
+		if j.Status == "succeeded" || j.Status == "expired" {
+			until(t, 30*time.Second, "export.succeeded of "+j.ID, func() bool { return announced(seed.UserKey, userHook.ID, "export.succeeded", j.ID) })
+		}
+	}
+
 	// The key is disabled in the hub: the next slot fails and disables the
 	// schedule, saying why.
 	s.exec(`UPDATE keys SET is_enabled = false WHERE key = $1`, seed.UserKey)
@@ -165,6 +198,7 @@ func TestScheduleUsageLogsOfAUser(t *testing.T) {
 	if full.Error == nil || full.Error.Code != "schedule_owner_inactive" || !strings.Contains(full.Error.Message, "is disabled") {
 		t.Fatalf("failed slot: %+v", full.Error)
 	}
+	until(t, 30*time.Second, "export.failed of "+failed.ID, func() bool { return announced(adminToken, adminHook.ID, "export.failed", failed.ID) })
 	var after anySchedule
 	s.do("GET", "/api/v1/schedules/"+sc.ID, adminToken, nil).json(t, &after)
 	if after.Enabled || !strings.Contains(after.DisabledReason, "is disabled") {
