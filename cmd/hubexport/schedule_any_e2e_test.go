@@ -204,6 +204,24 @@ func TestScheduleUsageLogsOfAUser(t *testing.T) {
 	if after.Enabled || !strings.Contains(after.DisabledReason, "is disabled") {
 		t.Fatalf("schedule after the key was disabled: %+v", after)
 	}
+
+	// The key enabled again, the user enables the schedule: the reason is
+	// gone and the next slot runs.
+	s.exec(`UPDATE keys SET is_enabled = true WHERE key = $1`, seed.UserKey)
+	r = s.do("PATCH", "/api/v1/schedules/"+sc.ID, seed.UserKey, map[string]any{"enabled": true})
+	var again anySchedule
+	r.json(t, &again)
+	if r.status != http.StatusOK || !again.Enabled || again.DisabledReason != "" {
+		t.Fatalf("enabled again: %d %s", r.status, r.body)
+	}
+	until(t, 30*time.Second, "a slot succeeded after the schedule was enabled again", func() bool {
+		for _, j := range s.scheduleJobs(sc.ID) {
+			if j.Status == "succeeded" && j.slot.After(failed.slot) {
+				return true
+			}
+		}
+		return false
+	})
 }
 
 func shanghai(t *testing.T) *time.Location {

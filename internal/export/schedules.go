@@ -346,6 +346,11 @@ func (s *Schedules) Update(ctx context.Context, p Principal, id string, in Sched
 	if sch.Enabled {
 		sch.DisabledReason = ""
 	}
+	// Its owner enabling it again with another key (the old one disabled)
+	// makes the schedule run as that key from now on.
+	if sch.Enabled && !before.Enabled && !sch.IsBackup() && p.UserID == sch.OwnerUserID {
+		sch.OwnerKeyID = p.KeyID
+	}
 	sch.UpdatedAt = now
 	stored, err := s.Store.UpdateSchedule(ctx, sch)
 	if err != nil {

@@ -195,14 +195,14 @@ func (s *Store) UpdateSchedule(ctx context.Context, sc *export.Schedule) (*expor
 		timezone = $4, mode = $5, keep_last = $6, max_age_days = $7, enabled = $8, active_since = $9, updated_at = $10,
 		keep_hourly = $11, keep_daily = $12, keep_weekly = $13, keep_monthly = $14, keep_yearly = $15,
 		encrypt = $16, age_recipients = $17, verify = $18, verify_every_nth = $19,
-		job_format = $20, job_params = $21, time_window = $22, disabled_reason = $23,
+		job_format = $20, job_params = $21, time_window = $22, disabled_reason = $23, owner_key_id = $24,
 		overdue_since = CASE WHEN active_since IS DISTINCT FROM $9 THEN NULL ELSE overdue_since END
 		WHERE id = $1 RETURNING *)
 		SELECT `+scheduleColumns+` FROM s`,
 		sc.ID, sc.Name, sc.Cron, sc.Timezone, sc.Mode, sc.Retention.KeepLast, sc.Retention.MaxAgeDays, sc.Enabled,
 		sc.ActiveSince, sc.UpdatedAt, sc.Retention.KeepHourly, sc.Retention.KeepDaily, sc.Retention.KeepWeekly,
 		sc.Retention.KeepMonthly, sc.Retention.KeepYearly, sc.Encrypt, recipientsArray(sc.AgeRecipients), verifyMode(sc.Verify), sc.Verify.EveryNth,
-		jobFormat(sc), jobParams(sc), sc.Window, sc.DisabledReason))
+		jobFormat(sc), jobParams(sc), sc.Window, sc.DisabledReason, sc.OwnerKeyID))
 	if err != nil && !errors.Is(err, export.ErrScheduleNotFound) {
 		return nil, fmt.Errorf("store: update schedule %s: %w", sc.ID, err)
 	}
