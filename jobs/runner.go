@@ -256,6 +256,12 @@ func (r *Runner) RunWork(ctx context.Context, t *asynq.Task, w Work) error {
 		}
 		// The file is complete but the job is no longer ours.
 		uploadErr = err
+		if errors.Is(err, export.ErrFeedMoved) && key != "" {
+			// It repeats rows another run of its feed sent: never leave it.
+			if derr := export.DeleteArtifact(context.WithoutCancel(ctx), r.Objects, key); derr != nil {
+				log.WarnContext(ctx, "feed_moved_artifact_delete_failed", "error", derr)
+			}
+		}
 		if errors.Is(err, export.ErrSuperseded) {
 			uploadErr = errSuperseded
 			if j, jerr := r.Store.Job(ctx, jobID); jerr == nil && j.Status == export.StatusCanceled && key != "" {
