@@ -45,7 +45,8 @@ func (m *memSchedules) UpdateSchedule(_ context.Context, s *export.Schedule) (*e
 func (m *memSchedules) Audit(context.Context, export.AuditEntry) error { return nil }
 
 // scheduleFields are the fields a schedule's bad-input errors may name.
-var scheduleFields = []string{"body", "name", "cron", "timezone", "mode", "enabled", "retention"}
+var scheduleFields = []string{"body", "name", "cron", "timezone", "mode", "enabled", "retention", "job", "window",
+	"verify", "encrypt", "age_recipients"}
 
 // FuzzScheduleInput feeds request bodies to POST /schedules' decoding and
 // validation with the real cron parser. A refusal is a field error naming
@@ -58,6 +59,7 @@ func FuzzScheduleInput(f *testing.F) {
 		Store:      &memSchedules{schedules: map[string]*export.Schedule{}},
 		ParseCron:  ParseCron,
 		AllowEvery: true,
+		Registry:   export.NewRegistry(export.UsageLogSpec(), export.ProbeLogSpec()),
 		NewID:      func() string { return "sch_fuzz" },
 		Now:        func() time.Time { return now },
 		Log:        slog.New(slog.NewTextHandler(io.Discard, nil)),

@@ -289,7 +289,7 @@ func (a *attempt) work(ctx context.Context, w Work, pr *Progress) (string, expor
 	if err != nil {
 		return key, res, err
 	}
-	res.Filename = filename
+	res.Filename, res.Feed = filename, pr.feed // a feed's mark moves with the success
 	// A scheduled backup is kept by its schedule's retention instead.
 	if a.job.ScheduleID == "" {
 		res.ExpiresAt = a.r.Now().Add(a.r.Retention).UTC().Truncate(time.Second)
@@ -312,6 +312,13 @@ func (a *attempt) succeed(ctx context.Context, key string, res export.Result) er
 		a.r.metrics().JobEnded(string(a.job.Type), string(export.StatusSucceeded), took, res.Rows, res.SizeBytes)
 		a.r.notifyEnded(ctx, a.job.ID)
 		return nil
+	}
+	if errors.Is(err, export.ErrFeedMoved) && key != "" {
+		// It repeats rows another run of its feed sent: never leave it.
+		if derr := export.DeleteArtifact(context.WithoutCancel(ctx), a.r.Objects, key); derr != nil {
+			a.log.WarnContext(ctx, "feed_moved_artifact_delete_failed", "error", derr)
+			a.markLeftovers(context.WithoutCancel(ctx), true)
+		}
 	}
 	if !errors.Is(err, export.ErrSuperseded) {
 		return err
@@ -559,6 +566,8 @@ type Progress struct {
 	every  time.Duration
 	cancel context.CancelCauseFunc
 	log    *slog.Logger
+
+	feed *export.FeedAdvance // set by a feed export (SetFeed)
 
 	mu      sync.Mutex
 	cur     export.Progress

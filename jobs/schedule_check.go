@@ -101,7 +101,7 @@ func (h *ScheduleCheckHandler) check(ctx context.Context, id string) error {
 	if err != nil {
 		return err
 	}
-	if sch.LastSuccessAt != nil && h.Metrics != nil {
+	if sch.LastSuccessAt != nil && h.Metrics != nil && sch.IsBackup() {
 		h.Metrics.BackupSucceeded(sch.ID, *sch.LastSuccessAt)
 	}
 	if sch.LastVerifiedAt != nil && h.Metrics != nil {
@@ -132,7 +132,7 @@ func (h *ScheduleHook) JobEnded(ctx context.Context, j *export.Job) {
 	if j.ScheduleID == "" || j.Status != export.StatusSucceeded {
 		return
 	}
-	if h.Metrics != nil && j.FinishedAt != nil {
+	if h.Metrics != nil && j.FinishedAt != nil && j.Type == export.TypeDatabaseBackup {
 		h.Metrics.BackupSucceeded(j.ScheduleID, *j.FinishedAt)
 	}
 	if h.Schedules != nil {

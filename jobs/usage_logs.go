@@ -38,6 +38,10 @@ type UsageLogSource interface {
 type UsageLogsHandler struct {
 	Runner *Runner
 	Source UsageLogSource
+	// Feeds reads the marks of incremental feeds; FeedLag is how far
+	// behind now a feed export stops.
+	Feeds   FeedStore
+	FeedLag time.Duration
 }
 
 // ProcessTask implements asynq.Handler.
@@ -59,6 +63,15 @@ func (h *UsageLogsHandler) produce(ctx context.Context, job *export.Job, w io.Wr
 	if err != nil {
 		return 0, err
 	}
+	var feed *export.FeedAdvance
+	if p.Window == export.WindowSinceLast {
+		if h.Feeds == nil {
+			return 0, export.Errorf(export.KindInvalid, "feeds_unsupported", "this worker cannot run incremental feeds; upgrade it")
+		}
+		if feed, err = feedWindow(ctx, h.Feeds, job, &p, h.Runner.Now(), h.FeedLag); err != nil {
+			return 0, err
+		}
+	}
 	// The estimate only feeds the progress bar: without it the bar shows
 	// rows done and no total, and the export goes on.
 	total, err := h.Source.EstimateUsageLogs(ctx, p)
@@ -78,6 +91,10 @@ func (h *UsageLogsHandler) produce(ctx context.Context, job *export.Job, w io.Wr
 		if err := enc.Write(r); err != nil {
 			return err
 		}
+		if n == 0 && feed != nil {
+			// Rows come newest first: the first is the feed's new mark.
+			feed.To = &export.FeedMark{CreatedAt: r.CreatedAt.UTC(), ID: r.ID}
+		}
 		n++
 		if n%progressEvery == 0 {
 			if n > total && total > 0 {
@@ -94,5 +111,8 @@ func (h *UsageLogsHandler) produce(ctx context.Context, job *export.Job, w io.Wr
 		return n, err
 	}
 	pr.Set(n, n, "rows")
+	if feed != nil {
+		pr.SetFeed(feed)
+	}
 	return n, enc.Close()
 }

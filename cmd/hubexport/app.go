@@ -251,7 +251,7 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, r roles) e
 			RetryBase: cfg.RetryBaseDelay, RetryMax: cfg.RetryMaxDelay,
 		}, jobs.Handlers{
 			ProbeLogs:       &jobs.ProbeLogsHandler{Runner: runner, Source: hubDB},
-			UsageLogs:       &jobs.UsageLogsHandler{Runner: runner, Source: hubDB},
+			UsageLogs:       &jobs.UsageLogsHandler{Runner: runner, Source: hubDB, Feeds: d.store, FeedLag: cfg.FeedLag},
 			SessionRequest:  &jobs.SessionRequestHandler{Runner: runner, Source: hub.NewSessions(d.hubRdb, hubDB)},
 			Maintenance:     maint,
 			WebhookDelivery: hooks.handler(met),

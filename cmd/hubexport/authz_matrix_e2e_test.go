@@ -76,6 +76,11 @@ func ownerOrAdmin(status int) map[string]int {
 	return map[string]int{"admin_token": status, "admin_key": status, "user_a": status, "user_b": http.StatusNotFound}
 }
 
+// adminsSee: an administrator's object; users do not see it (404).
+func adminsSee(status int) map[string]int {
+	return map[string]int{"admin_token": status, "admin_key": status, "user_a": http.StatusNotFound, "user_b": http.StatusNotFound}
+}
+
 // ownerOnly: user_a's webhook endpoint; endpoints belong to the principal
 // that made them, whoever else asks (admins included) gets 404.
 func ownerOnly(status int) map[string]int {
@@ -153,16 +158,18 @@ var matrixRules = map[string]matrixRule{
 	"POST /api/v1/schedules": {want: adminsOnly(201), request: func(_ *matrix, caller string) matrixRequest {
 		return matrixRequest{path: "/api/v1/schedules", body: map[string]any{"name": "by " + caller, "cron": "0 3 * * *", "enabled": false}}
 	}},
-	"GET /api/v1/schedules":      {want: adminsOnly(200), request: fixed("/api/v1/schedules", nil)},
-	"GET /api/v1/schedules/{id}": {want: adminsOnly(200), request: func(m *matrix, _ string) matrixRequest { return matrixRequest{path: "/api/v1/schedules/" + m.schedule} }},
-	"PATCH /api/v1/schedules/{id}": {want: adminsOnly(200), request: func(m *matrix, caller string) matrixRequest {
+	// Users list their own schedules; an administrator's backup schedule is
+	// not theirs to see.
+	"GET /api/v1/schedules":      {want: everyone(200), request: fixed("/api/v1/schedules", nil)},
+	"GET /api/v1/schedules/{id}": {want: adminsSee(200), request: func(m *matrix, _ string) matrixRequest { return matrixRequest{path: "/api/v1/schedules/" + m.schedule} }},
+	"PATCH /api/v1/schedules/{id}": {want: adminsSee(200), request: func(m *matrix, caller string) matrixRequest {
 		return matrixRequest{path: "/api/v1/schedules/" + m.schedule, body: map[string]any{"name": "patched by " + caller}}
 	}},
-	"DELETE /api/v1/schedules/{id}": {want: adminsOnly(204), request: func(m *matrix, _ string) matrixRequest {
+	"DELETE /api/v1/schedules/{id}": {want: adminsSee(204), request: func(m *matrix, _ string) matrixRequest {
 		return matrixRequest{path: "/api/v1/schedules/" + m.freshSchedule()}
 	}},
 	"GET /api/v1/schedules/health": {want: adminsOnly(200), request: fixed("/api/v1/schedules/health", nil)},
-	"GET /api/v1/schedules/{id}/retention": {want: adminsOnly(200), request: func(m *matrix, _ string) matrixRequest {
+	"GET /api/v1/schedules/{id}/retention": {want: adminsSee(200), request: func(m *matrix, _ string) matrixRequest {
 		return matrixRequest{path: "/api/v1/schedules/" + m.schedule + "/retention?keep_last=2"}
 	}},
 }

@@ -364,8 +364,8 @@ func TestBrowser(t *testing.T) {
 		if who := b.text("#whoami"); !strings.Contains(who, "alice") || strings.Contains(who, "admin") {
 			t.Errorf("whoami %q", who)
 		}
-		if n := eval[int](b, `document.querySelectorAll('#nav a:not([data-page="exports"])').length`); n != 0 || !eval[bool](b, `document.getElementById('nav').hidden`) {
-			t.Errorf("a user sees %d admin pages", n)
+		if pages := eval[[]string](b, `[...document.querySelectorAll('#nav a')].map(a => a.dataset.page)`); !slices.Equal(pages, []string{"exports", "schedules"}) {
+			t.Errorf("a user's pages %q", pages)
 		}
 		if types := eval[[]string](b, `[...document.querySelectorAll('#type-tabs button')].map(b => b.dataset.type)`); !slices.Equal(types, []string{"usage_logs"}) {
 			t.Errorf("user's export types %q", types)
@@ -400,6 +400,26 @@ func TestBrowser(t *testing.T) {
 		// The user's job list holds none of the admin's jobs.
 		if n := eval[int](b, `document.querySelectorAll('#jobs li.job').length`); n != 0 {
 			t.Errorf("user sees %d jobs", n)
+		}
+
+		// A monthly workbook of their usage, scheduled from the page; the
+		// admin's backup schedule is not theirs to see.
+		b.do(chromedp.Click(`#nav a[data-page="schedules"]`), chromedp.WaitVisible("#schedule-form"))
+		if types := eval[[]string](b, `[...document.querySelectorAll('#sc-job-type option')].map(o => o.value)`); !slices.Equal(types, []string{"usage_logs"}) {
+			t.Errorf("user's schedule types %q", types)
+		}
+		if eval[bool](b, `!document.querySelector('[data-field="mode"]').hidden`) {
+			t.Error("a user's usage schedule shows the backup mode")
+		}
+		b.do(chromedp.SetValue("#sc-name", "monthly"), chromedp.SetValue("#sc-cron", "0 1 1 * *"), chromedp.SetValue("#sc-timezone", "Asia/Shanghai"),
+			chromedp.SetValue("#sc-job-format", "xlsx"), chromedp.SetValue("#sc-window", "previous_month"),
+			chromedp.Click(`#schedule-form button[type="submit"]`))
+		b.waitFor(`[...document.querySelectorAll('#schedules .schedule .title')].some(e => e.textContent === 'monthly')`, 10*time.Second)
+		if titles := eval[[]string](b, `[...document.querySelectorAll('#schedules .schedule .title')].map(e => e.textContent)`); !slices.Equal(titles, []string{"monthly"}) {
+			t.Errorf("user's schedules %q", titles)
+		}
+		if meta := b.text(`#schedules .schedule .meta`); !strings.Contains(meta, "usage_logs xlsx") || !strings.Contains(meta, "previous month") {
+			t.Errorf("user's schedule reads %q", meta)
 		}
 	})
 }

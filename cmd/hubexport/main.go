@@ -10,6 +10,7 @@
 //	hubexport seed        fill a database with CCH-shaped synthetic data, Redis with sessions
 //	hubexport healthcheck probe the local API (container health checks)
 //	hubexport export      a client: request an export, follow it, download it
+//	hubexport schedule    a client: manage schedules of exports
 //
 // Configuration comes from the environment (see README.md).
 package main
@@ -48,6 +49,8 @@ commands:
   healthcheck exit 0 when the local API answers /healthz (for container health checks)
   export      request an export from a running API, show its progress, download and
               verify the file (hubexport export --help)
+  schedule    create, list, pause, resume and delete schedules of a running API
+              (hubexport schedule --help)
 
 Configuration is read from environment variables; see README.md.
 `
@@ -72,6 +75,9 @@ func run(args []string, lookup config.Lookup, stdout, stderr io.Writer) int {
 	// server's configuration.
 	if cmd == "export" {
 		return exportCommand(ctx, rest, lookup, stdout, stderr)
+	}
+	if cmd == "schedule" {
+		return scheduleCommand(ctx, rest, lookup, stdout, stderr)
 	}
 	// The demo makes its own databases.
 	if cmd == "demo" {

@@ -10,6 +10,7 @@ import (
 
 	"github.com/hubexport/hubexport/internal/config"
 	"github.com/hubexport/hubexport/internal/export"
+	"github.com/hubexport/hubexport/internal/hub"
 	"github.com/hubexport/hubexport/jobs"
 )
 
@@ -23,6 +24,7 @@ func newSchedules(cfg *config.Config, d *deps, queue *jobs.Client, hooks *webhoo
 		ParseCron: jobs.ParseCron, AllowEvery: cfg.ScheduleAllowEvery, ArtifactRetention: cfg.ArtifactRetention,
 		Encryption: backupEncryption(cfg),
 		NewID:      newScheduleID, Now: time.Now, Log: log,
+		Registry: registry(cfg), Owners: hub.New(d.pool), Notify: hooks.dispatcher, MaxPerUser: cfg.SchedulesPerUser,
 	}
 }
 

@@ -81,6 +81,12 @@ type Config struct {
 	ScheduleSyncInterval  time.Duration
 	ScheduleCheckInterval time.Duration
 	ScheduleAllowEvery    bool
+	// SchedulesPerUser caps the schedules each user (not administrators)
+	// may have.
+	SchedulesPerUser int
+	// FeedLag is how far behind now an incremental feed export stops:
+	// CCH writes a request's row when it starts and completes it later.
+	FeedLag time.Duration
 
 	publicURLDerived bool // PUBLIC_URL was unset
 }
@@ -215,6 +221,8 @@ func Load(lookup Lookup) (*Config, error) {
 		ScheduleSyncInterval:  r.duration("SCHEDULE_SYNC_INTERVAL", 30*time.Second),
 		ScheduleCheckInterval: r.duration("SCHEDULE_CHECK_INTERVAL", time.Minute),
 		ScheduleAllowEvery:    r.boolean("SCHEDULE_ALLOW_EVERY", false),
+		SchedulesPerUser:      r.integer("SCHEDULES_PER_USER", 10, 0, 10000),
+		FeedLag:               r.duration("FEED_LAG", 5*time.Minute),
 	}
 	c.HubRedisURL = r.str("HUB_REDIS_URL", c.RedisURL)
 	c.LogLevel = r.level("LOG_LEVEL", slog.LevelInfo)
@@ -330,6 +338,8 @@ func (c *Config) LogAttrs() []any {
 		"backup_concurrency", c.Backup.Concurrency,
 		"schedule_sync_interval", c.ScheduleSyncInterval.String(),
 		"schedule_allow_every", c.ScheduleAllowEvery,
+		"schedules_per_user", c.SchedulesPerUser,
+		"feed_lag", c.FeedLag.String(),
 		"auto_migrate", c.AutoMigrate,
 		"webhook_allow_private", c.WebhookAllowPrivate,
 		"backup_timezone", c.Backup.Location.String(),

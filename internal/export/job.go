@@ -94,6 +94,8 @@ type Result struct {
 	// Details are type-specific facts: a backup's table-of-contents entry
 	// count, what a restore did.
 	Details map[string]any `json:"details,omitempty"`
+	// Feed is what an incremental feed export moved its feed's mark by.
+	Feed *FeedAdvance `json:"feed,omitempty"`
 }
 
 // JobError is why a job failed (or why its last attempt failed, while it

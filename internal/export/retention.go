@@ -267,10 +267,7 @@ type RetentionEntry struct {
 // why, without deleting anything. A nil policy means the schedule's own;
 // query overrides fields of it (ParseRetentionQuery).
 func (s *Schedules) PlanRetention(ctx context.Context, p Principal, id string, query func(string) string) (*RetentionPlan, error) {
-	if err := adminOnly(p); err != nil {
-		return nil, err
-	}
-	sch, err := s.Store.Schedule(ctx, id)
+	sch, err := s.visible(ctx, p, id)
 	if err != nil {
 		return nil, err
 	}

@@ -12,9 +12,10 @@ import (
 	"unicode/utf8"
 )
 
-// Scheduled backups: a schedule makes a database_backup job at each of its
-// slots (the activations of its cron spec), keeps the newest of them by its
-// retention, and raises backup.overdue when they stop succeeding.
+// Schedules: a schedule makes a job at each of its slots (the activations
+// of its cron spec) and keeps the newest of them by its retention. Backup
+// schedules also raise backup.overdue when their backups stop succeeding;
+// schedules of other types carry a job template (schedule_jobs.go).
 
 // CronSchedule is a parsed cron spec. Next returns the first activation
 // strictly after t, or the zero time when there is none within five years.
@@ -27,13 +28,20 @@ type CronSchedule interface {
 // to users.
 type CronParser func(spec string, loc *time.Location) (CronSchedule, error)
 
-// Schedule makes database_backup jobs on a cron schedule.
+// Schedule makes a job on a cron schedule: a database backup, or the job
+// its template describes.
 type Schedule struct {
-	ID        string    `json:"id"`
-	Name      string    `json:"name"`
-	Cron      string    `json:"cron"`
-	Timezone  string    `json:"timezone"`
-	Mode      string    `json:"mode"`
+	ID       string `json:"id"`
+	Name     string `json:"name"`
+	Cron     string `json:"cron"`
+	Timezone string `json:"timezone"`
+	// Job is the template of each slot's job.
+	Job ScheduleJob `json:"job"`
+	// Window is the time range each slot's job covers ("": the template's
+	// own params): previous_hour/day/week/month, or since_last (a feed).
+	Window string `json:"window,omitempty"`
+	// Mode is a backup schedule's backup mode ("" for other types).
+	Mode      string    `json:"mode,omitempty"`
 	Retention Retention `json:"retention"`
 	// Verify says which of its backups get a restore drill.
 	Verify  VerifyPolicy `json:"verify"`
@@ -59,7 +67,17 @@ type Schedule struct {
 	LastVerifiedAt *time.Time  `json:"last_verified_at,omitempty"`
 	// Healthy is false while the schedule is overdue or its latest drill
 	// failed (computed on read).
-	Healthy   bool      `json:"healthy"`
+	Healthy bool `json:"healthy"`
+	// OwnerUserID and OwnerKeyID are who made the schedule (-1 and -1: the
+	// admin token); its slots run as them.
+	OwnerUserID int64 `json:"owner_user_id"`
+	OwnerKeyID  int64 `json:"owner_key_id"`
+	// DisabledReason says why the scheduler disabled the schedule (its
+	// owner could no longer act); cleared when it is enabled again.
+	DisabledReason string `json:"disabled_reason,omitempty"`
+	// Feed is a since_last schedule's high-water mark (nil before its
+	// first succeeded run).
+	Feed      *FeedMark `json:"feed,omitempty"`
 	CreatedAt time.Time `json:"created_at"`
 	UpdatedAt time.Time `json:"updated_at"`
 
@@ -80,6 +98,8 @@ type ScheduleInput struct {
 	Name      *string         `json:"name"`
 	Cron      *string         `json:"cron"`
 	Timezone  *string         `json:"timezone"`
+	Job       *ScheduleJob    `json:"job"`
+	Window    *string         `json:"window"`
 	Mode      *string         `json:"mode"`
 	Retention *RetentionInput `json:"retention"`
 	Verify    *VerifyPolicy   `json:"verify"`
@@ -95,8 +115,14 @@ type ScheduleStore interface {
 	CreateSchedule(ctx context.Context, s *Schedule) (*Schedule, error)
 	// Schedule returns schedule id or ErrScheduleNotFound.
 	Schedule(ctx context.Context, id string) (*Schedule, error)
-	// Schedules lists schedules newest first.
-	Schedules(ctx context.Context, cursor string, limit int) (SchedulePage, error)
+	// Schedules lists schedules newest first: every schedule, or (owner
+	// not nil) the schedules of that user.
+	Schedules(ctx context.Context, owner *int64, cursor string, limit int) (SchedulePage, error)
+	// CountSchedules counts user owner's schedules.
+	CountSchedules(ctx context.Context, owner int64) (int, error)
+	// DisableSchedule disables schedule id with reason, unless it was
+	// already disabled.
+	DisableSchedule(ctx context.Context, id, reason string) (bool, error)
 	// AllSchedules lists every schedule (only the enabled ones if
 	// enabledOnly): the scheduler's view.
 	AllSchedules(ctx context.Context, enabledOnly bool) ([]*Schedule, error)
@@ -166,13 +192,22 @@ const (
 	SchedulerActor = "scheduler"
 )
 
-// Schedules manages backup schedules: the API's CRUD (administrators
-// only, audited) and what the scheduler does with them (slots, retention,
-// freshness).
+// Schedules manages schedules: the API's CRUD (audited; users manage
+// their own schedules, administrators every one) and what the scheduler
+// does with them (slots, retention, freshness).
 type Schedules struct {
 	Store   ScheduleStore
 	Queue   Queue
 	Objects ObjectStore
+	// Registry checks job templates.
+	Registry *Registry
+	// Owners looks up the owners of users' schedules at each slot.
+	Owners OwnerChecker
+	// Notify, if set, hears of slot jobs that fail before they run.
+	Notify Notifier
+	// MaxPerUser caps the schedules of each user (administrators have no
+	// cap); 0 lets users make none.
+	MaxPerUser int
 	// Overdue, if set, announces overdue schedules; Verified, if set, the
 	// outcome of scheduled drills.
 	Overdue  OverdueNotifier
@@ -198,25 +233,54 @@ func adminOnly(p Principal) error {
 	return nil
 }
 
+// visible returns schedule id if p may see it: administrators every
+// schedule, users their own (anything else is not found).
+func (s *Schedules) visible(ctx context.Context, p Principal, id string) (*Schedule, error) {
+	sch, err := s.Store.Schedule(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if !p.Admin && sch.OwnerUserID != p.UserID {
+		return nil, ErrScheduleNotFound
+	}
+	return sch, nil
+}
+
 // Create validates in and stores a new schedule.
 func (s *Schedules) Create(ctx context.Context, p Principal, in ScheduleInput) (out *Schedule, err error) {
 	defer func() {
 		s.trail().record(ctx, p, "schedule.create", scheduleTarget(out), in.Address, err, scheduleAuditParams(in))
 	}()
-	if err := adminOnly(p); err != nil {
-		return nil, err
+	backup := in.Job == nil || in.Job.Type == TypeDatabaseBackup
+	if backup {
+		if err := adminOnly(p); err != nil {
+			return nil, err
+		}
 	}
 	now := s.Now().UTC()
-	sch := &Schedule{Timezone: "UTC", Mode: BackupModeFull, Retention: Retention{KeepLast: DefaultKeepLast}, Enabled: true,
-		Verify: VerifyPolicy{Mode: VerifyNone}}
+	sch := &Schedule{Timezone: "UTC", Retention: Retention{KeepLast: DefaultKeepLast}, Enabled: true,
+		Verify: VerifyPolicy{Mode: VerifyNone}, OwnerUserID: p.UserID, OwnerKeyID: p.KeyID}
+	if backup {
+		sch.Mode = BackupModeFull
+	}
 	if in.Name == nil {
 		return nil, Invalid("name", "is required: a name for the schedule, such as \"nightly\"")
 	}
 	if in.Cron == nil {
 		return nil, Invalid("cron", "is required: 5 fields (minute hour day-of-month month day-of-week), such as \"0 3 * * *\"")
 	}
-	if err := s.apply(sch, in); err != nil {
+	if err := s.apply(sch, in, p); err != nil {
 		return nil, err
+	}
+	if !p.Admin {
+		n, err := s.Store.CountSchedules(ctx, p.UserID)
+		if err != nil {
+			return nil, err
+		}
+		if n >= s.MaxPerUser {
+			return nil, Errorf(KindConflict, "too_many_schedules",
+				"you have %d schedules, and users may have at most %d (SCHEDULES_PER_USER); delete one first", n, s.MaxPerUser)
+		}
 	}
 	sch.ID, sch.CreatedAt, sch.UpdatedAt, sch.ActiveSince = s.NewID(), now, now, now
 	stored, err := s.Store.CreateSchedule(ctx, sch)
@@ -228,26 +292,24 @@ func (s *Schedules) Create(ctx context.Context, p Principal, in ScheduleInput) (
 
 // Get returns schedule id.
 func (s *Schedules) Get(ctx context.Context, p Principal, id string) (*Schedule, error) {
-	if err := adminOnly(p); err != nil {
-		return nil, err
-	}
-	sch, err := s.Store.Schedule(ctx, id)
+	sch, err := s.visible(ctx, p, id)
 	if err != nil {
 		return nil, err
 	}
 	return s.present(sch), nil
 }
 
-// List returns the schedules, newest first.
+// List returns the schedules p may see, newest first.
 func (s *Schedules) List(ctx context.Context, p Principal, cursor string, limit int) (SchedulePage, error) {
-	if err := adminOnly(p); err != nil {
-		return SchedulePage{}, err
-	}
 	limit, err := pageLimit(limit)
 	if err != nil {
 		return SchedulePage{}, err
 	}
-	page, err := s.Store.Schedules(ctx, cursor, limit)
+	var owner *int64
+	if !p.Admin {
+		owner = &p.UserID
+	}
+	page, err := s.Store.Schedules(ctx, owner, cursor, limit)
 	if err != nil {
 		return SchedulePage{}, err
 	}
@@ -264,20 +326,32 @@ func (s *Schedules) Update(ctx context.Context, p Principal, id string, in Sched
 	defer func() {
 		s.trail().record(ctx, p, "schedule.update", "schedule:"+id, address, err, scheduleAuditParams(in))
 	}()
-	if err := adminOnly(p); err != nil {
-		return nil, err
-	}
-	sch, err := s.Store.Schedule(ctx, id)
+	sch, err := s.visible(ctx, p, id)
 	if err != nil {
 		return nil, err
 	}
+	if sch.IsBackup() {
+		if err := adminOnly(p); err != nil {
+			return nil, err
+		}
+	}
 	before := *sch
-	if err := s.apply(sch, in); err != nil {
+	// Checked for the caller; each slot parses the template again as its
+	// owner, so a user's schedule still exports only their rows.
+	if err := s.apply(sch, in, p); err != nil {
 		return nil, err
 	}
 	now := s.Now().UTC()
 	if sch.Cron != before.Cron || sch.Timezone != before.Timezone || (sch.Enabled && !before.Enabled) {
 		sch.ActiveSince = now
+	}
+	if sch.Enabled {
+		sch.DisabledReason = ""
+	}
+	// Its owner enabling it again with another key (the old one disabled)
+	// makes the schedule run as that key from now on.
+	if sch.Enabled && !before.Enabled && !sch.IsBackup() && p.UserID == sch.OwnerUserID {
+		sch.OwnerKeyID = p.KeyID
 	}
 	sch.UpdatedAt = now
 	stored, err := s.Store.UpdateSchedule(ctx, sch)
@@ -291,17 +365,15 @@ func (s *Schedules) Update(ctx context.Context, p Principal, id string, in Sched
 // expire after the artifact retention.
 func (s *Schedules) Delete(ctx context.Context, p Principal, id, address string) (err error) {
 	defer func() { s.trail().record(ctx, p, "schedule.delete", "schedule:"+id, address, err, nil) }()
-	if err := adminOnly(p); err != nil {
-		return err
-	}
-	if _, err := s.Store.Schedule(ctx, id); err != nil {
+	if _, err := s.visible(ctx, p, id); err != nil {
 		return err
 	}
 	return s.Store.DeleteSchedule(ctx, id, s.orphanExpiry())
 }
 
-// apply checks the fields in names and sets them on sch.
-func (s *Schedules) apply(sch *Schedule, in ScheduleInput) error {
+// apply checks the fields in names and sets them on sch, whose slots run
+// as owner.
+func (s *Schedules) apply(sch *Schedule, in ScheduleInput, owner Principal) error {
 	if in.Name != nil {
 		name := strings.TrimSpace(*in.Name)
 		switch {
@@ -331,6 +403,23 @@ func (s *Schedules) apply(sch *Schedule, in ScheduleInput) error {
 		if _, err := s.Timing(sch); err != nil {
 			return err
 		}
+	}
+	if err := s.applyJob(sch, &in, owner); err != nil {
+		return err
+	}
+	if !sch.IsBackup() {
+		if in.Retention != nil {
+			if err := sch.Retention.apply(*in.Retention, "retention."); err != nil {
+				return err
+			}
+		}
+		if in.Enabled != nil {
+			sch.Enabled = *in.Enabled
+		}
+		if sch.AgeRecipients == nil {
+			sch.AgeRecipients = []string{}
+		}
+		return nil
 	}
 	if in.Mode != nil {
 		switch *in.Mode {
@@ -550,8 +639,9 @@ func (s *Schedules) MissedSlot(sch *Schedule, now time.Time) (time.Time, bool) {
 	return slot, true
 }
 
-// RunSlot creates the database_backup job of schedule id's slot and queues
-// it. A nil slot means the slot of a tick processed now (Timing.Current).
+// RunSlot creates the job of schedule id's slot and queues it. A template
+// schedule whose owner can no longer act gets a failed job instead and is
+// disabled. A nil slot means the slot of a tick processed now (Timing.Current).
 // It does nothing (nil job) for a schedule deleted or disabled since the
 // tick was queued, for a slot before the schedule became active, and for a
 // slot older than one already run. created is false when the slot's job
@@ -584,13 +674,53 @@ func (s *Schedules) RunSlot(ctx context.Context, id string, slot *time.Time) (jo
 	if at.Before(sch.ActiveSince) || (sch.LastSlotAt != nil && at.Before(*sch.LastSlotAt)) {
 		return nil, false, nil
 	}
+	at = at.UTC()
+	var (
+		j       *Job
+		disable string
+	)
+	if sch.IsBackup() {
+		if j, err = s.backupJob(sch, at, now.UTC()); err != nil {
+			return nil, false, err
+		}
+	} else if j, disable, err = s.templateJob(ctx, sch, at, now.UTC()); err != nil {
+		return nil, false, err
+	}
+	created, err = s.Store.CreateScheduledJob(ctx, j, at)
+	if err != nil || !created {
+		return j, false, err
+	}
+	s.trail().recordSystem(ctx, "export.create", "job:"+j.ID, nil, map[string]any{
+		"type": j.Type, "format": j.Format, "params": json.RawMessage(j.Params), "schedule_id": sch.ID, "slot": at})
+	if j.Status == StatusFailed {
+		s.Log.WarnContext(ctx, "scheduled_job_refused", "job_id", j.ID, "schedule_id", sch.ID, "slot", at, "code", j.Error.Code)
+		if disabled, derr := s.Store.DisableSchedule(ctx, sch.ID, disable); derr != nil {
+			s.Log.ErrorContext(ctx, "schedule_disable_failed", "schedule_id", sch.ID, "error", derr)
+		} else if disabled {
+			s.Log.WarnContext(ctx, "schedule_disabled", "schedule_id", sch.ID, "reason", disable)
+			s.trail().recordSystem(ctx, "schedule.disable", "schedule:"+sch.ID, nil, map[string]any{"reason": disable, "job_id": j.ID})
+		}
+		if s.Notify != nil {
+			s.Notify.JobEnded(ctx, j)
+		}
+		return j, true, nil
+	}
+	s.Log.InfoContext(ctx, "scheduled_job_created", "job_id", j.ID, "schedule_id", sch.ID, "slot", at, "type", j.Type)
+	if err := s.Queue.Enqueue(ctx, j); err != nil {
+		// The job is in PostgreSQL: the reconciler queues it later.
+		s.Log.WarnContext(ctx, "job_enqueue_deferred", "job_id", j.ID, "error", err)
+	}
+	return j, true, nil
+}
+
+// backupJob builds the database_backup job of a backup schedule's slot.
+func (s *Schedules) backupJob(sch *Schedule, at, now time.Time) (*Job, error) {
 	params, err := json.Marshal(BackupParams{Mode: sch.Mode, Encrypt: s.Encryption.Encrypts(BackupParams{Encrypt: sch.Encrypt}),
 		AgeRecipients: sch.AgeRecipients})
 	if err != nil {
-		return nil, false, err
+		return nil, err
 	}
-	at = at.UTC()
-	j := &Job{
+	return &Job{
 		ID:          SlotJobID(sch.ID, at),
 		Type:        TypeDatabaseBackup,
 		Format:      FormatDump,
@@ -600,21 +730,9 @@ func (s *Schedules) RunSlot(ctx context.Context, id string, slot *time.Time) (jo
 		KeyID:       -1,
 		ScheduleID:  sch.ID,
 		RequestHash: requestHash(TypeDatabaseBackup, FormatDump, params),
-		CreatedAt:   now.UTC(),
-		UpdatedAt:   now.UTC(),
-	}
-	created, err = s.Store.CreateScheduledJob(ctx, j, at)
-	if err != nil || !created {
-		return j, false, err
-	}
-	s.Log.InfoContext(ctx, "scheduled_backup_created", "job_id", j.ID, "schedule_id", sch.ID, "slot", at, "mode", sch.Mode)
-	s.trail().recordSystem(ctx, "export.create", "job:"+j.ID, nil, map[string]any{
-		"type": j.Type, "format": j.Format, "params": json.RawMessage(params), "schedule_id": sch.ID, "slot": at})
-	if err := s.Queue.Enqueue(ctx, j); err != nil {
-		// The job is in PostgreSQL: the reconciler queues it later.
-		s.Log.WarnContext(ctx, "job_enqueue_deferred", "job_id", j.ID, "error", err)
-	}
-	return j, true, nil
+		CreatedAt:   now,
+		UpdatedAt:   now,
+	}, nil
 }
 
 // ApplyRetention deletes the files of sch's backups its retention drops
@@ -664,9 +782,11 @@ func Overdue(t Timing, since, now time.Time) (bool, time.Duration) {
 // CheckFreshness raises backup.overdue for sch once per overdue stretch and
 // clears the stretch once sch is fresh again (or disabled).
 func (s *Schedules) CheckFreshness(ctx context.Context, sch *Schedule) error {
-	fresh := !sch.Enabled
+	// Only backups go overdue (backup.overdue); other schedules' failures
+	// are announced by their jobs' export.failed.
+	fresh := !sch.Enabled || !sch.IsBackup()
 	var interval time.Duration
-	if sch.Enabled {
+	if !fresh {
 		t, err := s.Timing(sch)
 		if err != nil {
 			return err
@@ -680,7 +800,7 @@ func (s *Schedules) CheckFreshness(ctx context.Context, sch *Schedule) error {
 		fresh = !overdue
 	}
 	// A backup whose drill failed is no backup to rely on.
-	if sch.Enabled && sch.VerifyFailed() {
+	if sch.Enabled && sch.IsBackup() && sch.VerifyFailed() {
 		fresh = false
 	}
 	if fresh {
@@ -755,6 +875,12 @@ func scheduleAuditParams(in ScheduleInput) map[string]any {
 	}
 	if in.Mode != nil {
 		params["mode"] = *in.Mode
+	}
+	if in.Job != nil {
+		params["job"] = map[string]any{"type": in.Job.Type, "format": in.Job.Format, "params": RedactParams(in.Job.Params)}
+	}
+	if in.Window != nil {
+		params["window"] = *in.Window
 	}
 	if r := in.Retention; r != nil {
 		rp := map[string]any{}

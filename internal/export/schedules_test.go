@@ -56,6 +56,7 @@ type memSchedules struct {
 	verifyBackups map[string]int
 	noted         map[string]string
 	lastDrill     map[string]string
+	count         int // what CountSchedules answers
 }
 
 func newMemSchedules() *memSchedules {
@@ -75,7 +76,11 @@ func (m *memSchedules) Schedule(_ context.Context, id string) (*Schedule, error)
 	c := *s
 	return &c, nil
 }
-func (m *memSchedules) Schedules(context.Context, string, int) (SchedulePage, error) {
+func (m *memSchedules) CountSchedules(context.Context, int64) (int, error) { return m.count, nil }
+func (m *memSchedules) DisableSchedule(context.Context, string, string) (bool, error) {
+	return false, nil
+}
+func (m *memSchedules) Schedules(context.Context, *int64, string, int) (SchedulePage, error) {
 	return SchedulePage{}, nil
 }
 func (m *memSchedules) AllSchedules(context.Context, bool) ([]*Schedule, error) { return nil, nil }
@@ -241,10 +246,14 @@ func TestScheduleDefaultsAndEverySwitch(t *testing.T) {
 		t.Fatalf("audit %+v", a)
 	}
 
-	// A user may not touch schedules.
+	// A user does not see an administrator's schedule, and may not make
+	// backup schedules.
 	user := Principal{UserID: 5, KeyID: 9}
-	if _, err := s.Get(ctx, user, sch.ID); KindOf(err) != KindForbidden {
+	if _, err := s.Get(ctx, user, sch.ID); KindOf(err) != KindNotFound {
 		t.Fatalf("user get: %v", err)
+	}
+	if _, err := s.Create(ctx, user, ScheduleInput{Name: ptr("mine"), Cron: ptr("0 3 * * *")}); KindOf(err) != KindForbidden {
+		t.Fatalf("user backup schedule: %v", err)
 	}
 
 	s.AllowEvery = false

@@ -35,6 +35,15 @@ type UsageLogParams struct {
 
 	HeaderLang string `json:"header_lang"` // HeaderLangZH or HeaderLangEN
 	Timezone   string `json:"timezone"`    // IANA name
+
+	// Window "since_last" makes the export an incremental feed: the rows
+	// created after the mark of feed Feed (of the job's owner), up to the
+	// feed lag before the export runs (feeds.go).
+	Window string `json:"window,omitempty"`
+	Feed   string `json:"feed,omitempty"`
+	// After, set by the worker for a feed, selects the rows after a mark
+	// (created_at, then id); it is not a request parameter.
+	After *FeedMark `json:"-"`
 }
 
 // Header languages of usage-log files.
@@ -62,6 +71,8 @@ func ParseUsageLogParams(raw json.RawMessage, p Principal) (UsageLogParams, erro
 		MinRetryCount    *int64          `json:"min_retry_count"`
 		HeaderLang       *string         `json:"header_lang"`
 		Timezone         *string         `json:"timezone"`
+		Window           *string         `json:"window"`
+		Feed             *string         `json:"feed"`
 	}
 	if err := DecodeStrict(raw, &in, "params."); err != nil {
 		return UsageLogParams{}, err
@@ -147,7 +158,37 @@ func ParseUsageLogParams(raw json.RawMessage, p Principal) (UsageLogParams, erro
 		}
 		out.Timezone = *in.Timezone
 	}
+	if err := parseFeed(&out, in.Window, in.Feed); err != nil {
+		return out, err
+	}
 	return out, nil
+}
+
+// parseFeed checks a feed's window and name: since_last needs a feed and
+// sets its own end (the feed lag before the export runs).
+func parseFeed(out *UsageLogParams, window, feed *string) error {
+	if window != nil && *window != "" {
+		if *window != WindowSinceLast {
+			return Invalid("params.window", "must be \"since_last\" (an incremental feed), not %q; for a fixed period give start_time and end_time", *window)
+		}
+		out.Window = WindowSinceLast
+	}
+	if feed != nil && *feed != "" {
+		if out.Window == "" {
+			return Invalid("params.feed", "needs \"window\": \"since_last\"")
+		}
+		out.Feed = *feed
+	}
+	if out.Window == "" {
+		return nil
+	}
+	if err := checkFeedName("params.feed", out.Feed); err != nil {
+		return err
+	}
+	if out.EndTime != nil {
+		return Invalid("params.end_time", "is set by the feed: a since_last export ends FEED_LAG before it runs")
+	}
+	return nil
 }
 
 // Content types of usage-log files.

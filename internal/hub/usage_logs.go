@@ -166,7 +166,7 @@ const usageCommonColumns = `
 // name their rows. The order matches idx_message_request_created_at_id_active, so PostgreSQL
 // can walk that index instead of sorting.
 func usageRequestQuery(p export.UsageLogParams) (string, []any) {
-	w := usageWhere{provider: "t.provider_id"}
+	w := usageWhere{provider: "t.provider_id", id: "t.id"}
 	w.add("t.deleted_at IS NULL")
 	w.filters(p)
 	if p.MinRetryCount > 0 {
@@ -187,7 +187,7 @@ func usageRequestQuery(p export.UsageLogParams) (string, []any) {
 // A key whose row is gone is named by a masked key string: CCH shows the raw key there, but an
 // export file is stored and shared, and must not carry a credential.
 func usageLedgerQuery(p export.UsageLogParams) (string, []any) {
-	w := usageWhere{provider: "t.final_provider_id"}
+	w := usageWhere{provider: "t.final_provider_id", id: "t.request_id"}
 	w.add("t.blocked_by IS NULL")
 	w.filters(p)
 	return `SELECT t.request_id, t.created_at, COALESCE(u.name, 'User #' || t.user_id),
@@ -208,6 +208,7 @@ const usageHiddenEndpoints = `'/v1/messages/count_tokens', '/v1/responses/compac
 // usageWhere collects ANDed conditions over the alias t and their arguments.
 type usageWhere struct {
 	provider string // the provider id column filtered by provider_id
+	id       string // the request id column, second in a feed's mark
 	conds    []string
 	args     []any
 }
@@ -248,6 +249,11 @@ func (w *usageWhere) filters(p export.UsageLogParams) {
 	}
 	if p.EndTime != nil {
 		w.add("t.created_at < " + w.arg(*p.EndTime))
+	}
+	if p.After != nil {
+		// A feed's rows: after its mark in the export's order (created_at, then id), which the
+		// (created_at, id) index serves as a range.
+		w.add("(t.created_at, " + w.id + ") > (" + w.arg(p.After.CreatedAt) + ", " + w.arg(p.After.ID) + ")")
 	}
 	switch {
 	case p.StatusCode != nil:

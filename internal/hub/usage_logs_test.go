@@ -248,6 +248,10 @@ func TestUsageLogFilters(t *testing.T) {
 		{"StartInclusiveEndExclusive", export.UsageLogParams{StartTime: usageAt("2026-01-29T10:29:52Z"), EndTime: usageAt("2026-01-29T10:29:58.123456Z")}, []int64{1004, 1010, 1009}},
 		{"StartAlone", export.UsageLogParams{StartTime: usageAt("2026-01-29T10:29:58.123456Z")}, []int64{1001, 1002, 1003}},
 		{"EndAlone", export.UsageLogParams{EndTime: usageAt("2026-01-29T10:29:50Z")}, []int64{1013, 1015}},
+		// A feed's mark inside a created_at tie (1009 and 1010): the tie's later id still comes.
+		{"FeedAfterTie", export.UsageLogParams{After: &export.FeedMark{CreatedAt: *usageAt("2026-01-29T10:29:52Z"), ID: 1009}}, []int64{1001, 1002, 1003, 1004, 1010}},
+		{"FeedAfterTieToCutOff", export.UsageLogParams{After: &export.FeedMark{CreatedAt: *usageAt("2026-01-29T10:29:52Z"), ID: 1010},
+			EndTime: usageAt("2026-01-29T10:29:58.123456Z")}, []int64{1004}},
 		{"StatusAlone", export.UsageLogParams{StatusCode: usageInt(200)}, []int64{1001, 1002, 1010, 1009, 1012, 1013, 1015, 1014}},
 		{"StatusWinsOverExclude200", export.UsageLogParams{StatusCode: usageInt(200), ExcludeStatus200: true}, []int64{1001, 1002, 1010, 1009, 1012, 1013, 1015, 1014}},
 		{"Exclude200KeepsNULL", export.UsageLogParams{ExcludeStatus200: true}, []int64{1003, 1004, 1011}},

@@ -158,4 +158,3 @@ func (t *Tools) log() *slog.Logger {
 	}
 	return t.Log
 }
-

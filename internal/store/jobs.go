@@ -376,10 +376,23 @@ func (s *Store) Succeed(ctx context.Context, id, token, storageKey string, r exp
 	if !r.ExpiresAt.IsZero() {
 		expires = &r.ExpiresAt
 	}
-	return s.attemptUpdate(ctx, "mark succeeded", `UPDATE hubexport.jobs SET status = 'succeeded', notify_pending = true, result = $3,
+	const succeed = `UPDATE hubexport.jobs SET status = 'succeeded', notify_pending = true, result = $3,
 		storage_key = $4, expires_at = $5, progress_done = GREATEST(progress_done, $6), progress_note = '',
 		error_code = NULL, error_message = NULL, error_detail = '', lease_token = NULL, finished_at = now(), updated_at = now()
-		WHERE id = $1 AND lease_token = $2 AND status = 'running'`, id, token, res, nullIfEmpty(storageKey), expires, r.Rows)
+		WHERE id = $1 AND lease_token = $2 AND status = 'running'`
+	if r.Feed == nil {
+		return s.attemptUpdate(ctx, "mark succeeded", succeed, id, token, res, nullIfEmpty(storageKey), expires, r.Rows)
+	}
+	return s.succeedFeed(ctx, id, r.Feed, func(tx pgx.Tx) error {
+		tag, err := tx.Exec(ctx, succeed, id, token, res, nullIfEmpty(storageKey), expires, r.Rows)
+		if err != nil {
+			return fmt.Errorf("store: mark succeeded: %w", err)
+		}
+		if tag.RowsAffected() == 0 {
+			return export.ErrSuperseded
+		}
+		return nil
+	})
 }
 
 // Requeue puts the job back in the queue after an attempt that will be

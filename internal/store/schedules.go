@@ -20,7 +20,10 @@ const scheduleColumns = `s.id, s.name, s.cron, s.timezone, s.mode, s.keep_last, 
 	s.encrypt, s.age_recipients, s.active_since, s.last_slot_at, s.overdue_since, s.created_at, s.updated_at,
 	s.verify, s.verify_every_nth, s.last_verify_job_id, s.last_verify_at, s.last_verify_passed, s.last_verified_at,
 	(SELECT max(j.finished_at) FROM hubexport.jobs j
-	  WHERE j.schedule_id = s.id AND j.status IN ('succeeded', 'expired'))`
+	  WHERE j.schedule_id = s.id AND j.status IN ('succeeded', 'expired')),
+	s.job_type, s.job_format, s.job_params, s.time_window, s.owner_user_id, s.owner_key_id, s.disabled_reason,
+	(SELECT f.mark_at FROM hubexport.feeds f WHERE f.owner_user_id = s.owner_user_id AND f.name = s.id),
+	(SELECT f.mark_id FROM hubexport.feeds f WHERE f.owner_user_id = s.owner_user_id AND f.name = s.id)`
 
 func scanSchedule(row pgx.Row) (*export.Schedule, error) {
 	var (
@@ -28,11 +31,15 @@ func scanSchedule(row pgx.Row) (*export.Schedule, error) {
 		verifyJob  *string
 		verifyAt   *time.Time
 		verifyPass *bool
+		jobParams  []byte
+		markAt     *time.Time
+		markID     *int64
 	)
 	err := row.Scan(&sc.ID, &sc.Name, &sc.Cron, &sc.Timezone, &sc.Mode, &sc.Retention.KeepLast, &sc.Retention.KeepHourly,
 		&sc.Retention.KeepDaily, &sc.Retention.KeepWeekly, &sc.Retention.KeepMonthly, &sc.Retention.KeepYearly, &sc.Retention.MaxAgeDays,
 		&sc.Enabled, &sc.Encrypt, &sc.AgeRecipients, &sc.ActiveSince, &sc.LastSlotAt, &sc.OverdueSince, &sc.CreatedAt, &sc.UpdatedAt,
-		&sc.Verify.Mode, &sc.Verify.EveryNth, &verifyJob, &verifyAt, &verifyPass, &sc.LastVerifiedAt, &sc.LastSuccessAt)
+		&sc.Verify.Mode, &sc.Verify.EveryNth, &verifyJob, &verifyAt, &verifyPass, &sc.LastVerifiedAt, &sc.LastSuccessAt,
+		&sc.Job.Type, &sc.Job.Format, &jobParams, &sc.Window, &sc.OwnerUserID, &sc.OwnerKeyID, &sc.DisabledReason, &markAt, &markID)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, export.ErrScheduleNotFound
 	}
@@ -42,10 +49,39 @@ func scanSchedule(row pgx.Row) (*export.Schedule, error) {
 	sc.ActiveSince, sc.CreatedAt, sc.UpdatedAt = sc.ActiveSince.UTC(), sc.CreatedAt.UTC(), sc.UpdatedAt.UTC()
 	sc.LastSlotAt, sc.OverdueSince, sc.LastSuccessAt = utcPtr(sc.LastSlotAt), utcPtr(sc.OverdueSince), utcPtr(sc.LastSuccessAt)
 	sc.LastVerifiedAt = utcPtr(sc.LastVerifiedAt)
+	if jobParams != nil {
+		sc.Job.Params = jobParams
+	}
+	if markAt != nil && markID != nil {
+		sc.Feed = &export.FeedMark{CreatedAt: markAt.UTC(), ID: *markID}
+	}
 	if verifyJob != nil && verifyAt != nil && verifyPass != nil {
 		sc.LastVerify = &export.LastVerify{JobID: *verifyJob, At: verifyAt.UTC(), Passed: *verifyPass}
 	}
 	return &sc, nil
+}
+
+// jobType, jobFormat and jobParams are the template columns: a backup
+// schedule's params are its own columns (NULL here).
+func jobType(sc *export.Schedule) string {
+	if sc.Job.Type == "" {
+		return string(export.TypeDatabaseBackup)
+	}
+	return string(sc.Job.Type)
+}
+
+func jobFormat(sc *export.Schedule) string {
+	if sc.Job.Format == "" {
+		return string(export.FormatDump)
+	}
+	return string(sc.Job.Format)
+}
+
+func jobParams(sc *export.Schedule) []byte {
+	if sc.IsBackup() || len(sc.Job.Params) == 0 {
+		return nil
+	}
+	return sc.Job.Params
 }
 
 // recipientsArray is never NULL: the column is NOT NULL.
@@ -80,12 +116,15 @@ func (s *Store) schedules(ctx context.Context, what, q string, args ...any) ([]*
 func (s *Store) CreateSchedule(ctx context.Context, sc *export.Schedule) (*export.Schedule, error) {
 	out, err := scanSchedule(s.pool.QueryRow(ctx, `WITH s AS (INSERT INTO hubexport.schedules
 		(id, name, cron, timezone, mode, keep_last, max_age_days, enabled, active_since, created_at, updated_at,
-		 keep_hourly, keep_daily, keep_weekly, keep_monthly, keep_yearly, encrypt, age_recipients, verify, verify_every_nth)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19) RETURNING *)
+		 keep_hourly, keep_daily, keep_weekly, keep_monthly, keep_yearly, encrypt, age_recipients, verify, verify_every_nth,
+		 job_type, job_format, job_params, time_window, owner_user_id, owner_key_id)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19,
+		 $20, $21, $22, $23, $24, $25) RETURNING *)
 		SELECT `+scheduleColumns+` FROM s`,
 		sc.ID, sc.Name, sc.Cron, sc.Timezone, sc.Mode, sc.Retention.KeepLast, sc.Retention.MaxAgeDays, sc.Enabled,
 		sc.ActiveSince, sc.CreatedAt, sc.Retention.KeepHourly, sc.Retention.KeepDaily, sc.Retention.KeepWeekly,
-		sc.Retention.KeepMonthly, sc.Retention.KeepYearly, sc.Encrypt, recipientsArray(sc.AgeRecipients), verifyMode(sc.Verify), sc.Verify.EveryNth))
+		sc.Retention.KeepMonthly, sc.Retention.KeepYearly, sc.Encrypt, recipientsArray(sc.AgeRecipients), verifyMode(sc.Verify), sc.Verify.EveryNth,
+		jobType(sc), jobFormat(sc), jobParams(sc), sc.Window, sc.OwnerUserID, sc.OwnerKeyID))
 	if err != nil {
 		return nil, fmt.Errorf("store: create schedule: %w", err)
 	}
@@ -102,7 +141,7 @@ func (s *Store) Schedule(ctx context.Context, id string) (*export.Schedule, erro
 }
 
 // Schedules implements export.ScheduleStore.
-func (s *Store) Schedules(ctx context.Context, cursor string, limit int) (export.SchedulePage, error) {
+func (s *Store) Schedules(ctx context.Context, owner *int64, cursor string, limit int) (export.SchedulePage, error) {
 	after := "\uffff"
 	if cursor != "" {
 		var err error
@@ -111,7 +150,7 @@ func (s *Store) Schedules(ctx context.Context, cursor string, limit int) (export
 		}
 	}
 	list, err := s.schedules(ctx, "list schedules", `SELECT `+scheduleColumns+` FROM hubexport.schedules s
-		WHERE s.id < $1 ORDER BY s.id DESC LIMIT $2`, after, limit+1)
+		WHERE s.id < $1 AND ($3::bigint IS NULL OR s.owner_user_id = $3) ORDER BY s.id DESC LIMIT $2`, after, limit+1, owner)
 	if err != nil {
 		return export.SchedulePage{}, err
 	}
@@ -121,6 +160,25 @@ func (s *Store) Schedules(ctx context.Context, cursor string, limit int) (export
 		page.NextCursor = encodeCursor(list[limit-1].ID)
 	}
 	return page, nil
+}
+
+// CountSchedules implements export.ScheduleStore.
+func (s *Store) CountSchedules(ctx context.Context, owner int64) (int, error) {
+	var n int
+	if err := s.pool.QueryRow(ctx, `SELECT count(*) FROM hubexport.schedules WHERE owner_user_id = $1`, owner).Scan(&n); err != nil {
+		return 0, fmt.Errorf("store: count schedules of user %d: %w", owner, err)
+	}
+	return n, nil
+}
+
+// DisableSchedule implements export.ScheduleStore.
+func (s *Store) DisableSchedule(ctx context.Context, id, reason string) (bool, error) {
+	tag, err := s.pool.Exec(ctx, `UPDATE hubexport.schedules SET enabled = false, disabled_reason = $2, updated_at = now()
+		WHERE id = $1 AND enabled`, id, reason)
+	if err != nil {
+		return false, fmt.Errorf("store: disable schedule %s: %w", id, err)
+	}
+	return tag.RowsAffected() == 1, nil
 }
 
 // AllSchedules implements export.ScheduleStore.
@@ -137,12 +195,14 @@ func (s *Store) UpdateSchedule(ctx context.Context, sc *export.Schedule) (*expor
 		timezone = $4, mode = $5, keep_last = $6, max_age_days = $7, enabled = $8, active_since = $9, updated_at = $10,
 		keep_hourly = $11, keep_daily = $12, keep_weekly = $13, keep_monthly = $14, keep_yearly = $15,
 		encrypt = $16, age_recipients = $17, verify = $18, verify_every_nth = $19,
+		job_format = $20, job_params = $21, time_window = $22, disabled_reason = $23, owner_key_id = $24,
 		overdue_since = CASE WHEN active_since IS DISTINCT FROM $9 THEN NULL ELSE overdue_since END
 		WHERE id = $1 RETURNING *)
 		SELECT `+scheduleColumns+` FROM s`,
 		sc.ID, sc.Name, sc.Cron, sc.Timezone, sc.Mode, sc.Retention.KeepLast, sc.Retention.MaxAgeDays, sc.Enabled,
 		sc.ActiveSince, sc.UpdatedAt, sc.Retention.KeepHourly, sc.Retention.KeepDaily, sc.Retention.KeepWeekly,
-		sc.Retention.KeepMonthly, sc.Retention.KeepYearly, sc.Encrypt, recipientsArray(sc.AgeRecipients), verifyMode(sc.Verify), sc.Verify.EveryNth))
+		sc.Retention.KeepMonthly, sc.Retention.KeepYearly, sc.Encrypt, recipientsArray(sc.AgeRecipients), verifyMode(sc.Verify), sc.Verify.EveryNth,
+		jobFormat(sc), jobParams(sc), sc.Window, sc.DisabledReason, sc.OwnerKeyID))
 	if err != nil && !errors.Is(err, export.ErrScheduleNotFound) {
 		return nil, fmt.Errorf("store: update schedule %s: %w", sc.ID, err)
 	}
@@ -152,12 +212,17 @@ func (s *Store) UpdateSchedule(ctx context.Context, sc *export.Schedule) (*expor
 // DeleteSchedule implements export.ScheduleStore.
 func (s *Store) DeleteSchedule(ctx context.Context, id string, orphansExpireAt time.Time) error {
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		tag, err := tx.Exec(ctx, `DELETE FROM hubexport.schedules WHERE id = $1`, id)
+		var owner int64
+		err := tx.QueryRow(ctx, `DELETE FROM hubexport.schedules WHERE id = $1 RETURNING owner_user_id`, id).Scan(&owner)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return export.ErrScheduleNotFound
+		}
 		if err != nil {
 			return err
 		}
-		if tag.RowsAffected() == 0 {
-			return export.ErrScheduleNotFound
+		// A since_last schedule's feed goes with it: no id is ever reused.
+		if _, err := tx.Exec(ctx, `DELETE FROM hubexport.feeds WHERE owner_user_id = $1 AND name = $2`, owner, id); err != nil {
+			return err
 		}
 		// Retention no longer looks after these backups: they expire like
 		// any other artifact. The result's expires_at is what users read.
@@ -193,11 +258,19 @@ func (s *Store) ExpireOrphanedBackups(ctx context.Context, at time.Time) (int, e
 func (s *Store) CreateScheduledJob(ctx context.Context, j *export.Job, slot time.Time) (bool, error) {
 	var created bool
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		// A slot's job that cannot run is stored failed (and to be
+		// announced) at once.
+		status, code, message, finished := "queued", (*string)(nil), (*string)(nil), (*time.Time)(nil)
+		if j.Status == export.StatusFailed && j.Error != nil {
+			status, code, message, finished = "failed", &j.Error.Code, &j.Error.Message, &j.CreatedAt
+		}
 		tag, err := tx.Exec(ctx, `INSERT INTO hubexport.jobs
-			(id, type, format, status, params, user_id, key_id, request_hash, schedule_id, created_at, updated_at)
-			VALUES ($1, $2, $3, 'queued', $4, $5, $6, $7, $8, $9, $9)
+			(id, type, format, status, params, user_id, key_id, request_hash, schedule_id, created_at, updated_at,
+			 error_code, error_message, finished_at, notify_pending)
+			VALUES ($1, $2, $3, $10, $4, $5, $6, $7, $8, $9, $9, $11, $12, $13::timestamptz, $13::timestamptz IS NOT NULL)
 			ON CONFLICT (id) DO NOTHING`,
-			j.ID, j.Type, j.Format, []byte(j.Params), j.UserID, j.KeyID, j.RequestHash, j.ScheduleID, j.CreatedAt)
+			j.ID, j.Type, j.Format, []byte(j.Params), j.UserID, j.KeyID, j.RequestHash, j.ScheduleID, j.CreatedAt,
+			status, code, message, finished)
 		if err != nil {
 			return err
 		}

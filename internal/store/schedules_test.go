@@ -39,11 +39,11 @@ func TestScheduleRoundTripAndListing(t *testing.T) {
 			t.Fatalf("created %+v", got)
 		}
 	}
-	page, err := s.Schedules(ctx, "", 2)
+	page, err := s.Schedules(ctx, nil, "", 2)
 	if err != nil || len(page.Schedules) != 2 || page.Schedules[0].ID != "sch_03" || page.NextCursor == "" {
 		t.Fatalf("page 1 %+v (%v)", page, err)
 	}
-	page, err = s.Schedules(ctx, page.NextCursor, 2)
+	page, err = s.Schedules(ctx, nil, page.NextCursor, 2)
 	if err != nil || len(page.Schedules) != 1 || page.Schedules[0].ID != "sch_01" || page.NextCursor != "" {
 		t.Fatalf("page 2 %+v (%v)", page, err)
 	}

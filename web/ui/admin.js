@@ -244,9 +244,17 @@ export function auditPage(section, { onUnauthorized }) {
   load(true);
 }
 
-// ---- scheduled backups
+// ---- schedules: backups, and exports of any type with a window
 
 const backupModes = ['full', 'exclude_logs', 'ledger_only'];
+// The types a schedule can make, their formats, and whether they take a
+// window; users may schedule usage_logs only.
+const scheduleTypes = {
+  database_backup: { formats: ['dump'], admin: true, windows: false },
+  usage_logs: { formats: ['csv', 'csv.gz', 'xlsx', 'jsonl'], admin: false, windows: true },
+  probe_logs: { formats: ['txt'], admin: true, windows: true },
+};
+const scheduleWindows = ['', 'previous_hour', 'previous_day', 'previous_week', 'previous_month', 'since_last'];
 
 // verifyText says a schedule's drill policy and how its last drill went.
 function verifyText(sch) {
@@ -257,14 +265,20 @@ function verifyText(sch) {
   return `${policy} · ${t('sc.lastVerified')}: ${last}`;
 }
 
-export function schedulesPage(section, { onUnauthorized }) {
+export function schedulesPage(section, { onUnauthorized, me }) {
   clear(section);
+  const admin = !!(me && me.admin);
   let editing = null; // the schedule being edited, or null for a new one
   const input = (name, attrs) => el('input', { id: 'sc-' + name.replace('.', '-'), name, type: 'text', autocomplete: 'off', spellcheck: 'false', ...attrs });
   const name = input('name');
   const cron = input('cron', { placeholder: '0 3 * * *' });
   const tz = input('timezone', { value: browserZone });
   const mode = el('select', { id: 'sc-mode', name: 'mode' }, ...backupModes.map((m) => el('option', { value: m }, t('opt.mode.' + m))));
+  const types = Object.keys(scheduleTypes).filter((k) => admin || !scheduleTypes[k].admin);
+  const jobType = el('select', { id: 'sc-job-type', name: 'job.type' }, ...types.map((k) => el('option', { value: k }, k)));
+  const jobFormat = el('select', { id: 'sc-job-format', name: 'job.format' });
+  const windowSel = el('select', { id: 'sc-window', name: 'window' }, ...scheduleWindows.map((w) => el('option', { value: w }, w ? t('sc.window.' + w) : '—')));
+  const jobParams = el('textarea', { id: 'sc-job-params', name: 'job.params', rows: '2', autocomplete: 'off', spellcheck: 'false', placeholder: '{"header_lang": "en"}' });
   const keepLast = input('retention.keep_last', { inputmode: 'numeric', value: '7' });
   const maxAge = input('retention.max_age_days', { inputmode: 'numeric', value: '0' });
   const calendar = ['hourly', 'daily', 'weekly', 'monthly', 'yearly'];
@@ -285,6 +299,10 @@ export function schedulesPage(section, { onUnauthorized }) {
       field('sc.name', name),
       field('sc.cron', cron, t('sc.cronHelp')),
       field('field.timezone', tz),
+      field('sc.jobType', jobType),
+      field('sc.jobFormat', jobFormat),
+      field('sc.window', windowSel, t('sc.windowHelp')),
+      field('sc.jobParams', jobParams, t('sc.jobParamsHelp')),
       field('field.mode', mode),
       field('sc.keepLast', keepLast),
       ...calendar.map((p) => field('sc.keep.' + p, keepPeriod[p], p === 'hourly' ? t('sc.keepPeriodHelp') : null)),
@@ -298,17 +316,45 @@ export function schedulesPage(section, { onUnauthorized }) {
     el('div', { class: 'form-actions actions' }, submit, stopEditing),
     formErr);
 
+  // Only the chosen type's fields show: a backup's mode, drills and
+  // encryption; another type's format, window and params.
+  const showType = (keepFormat) => {
+    const spec = scheduleTypes[jobType.value] || scheduleTypes.usage_logs;
+    const backup = jobType.value === 'database_backup';
+    const was = jobFormat.value;
+    clear(jobFormat);
+    jobFormat.append(...spec.formats.map((f) => el('option', { value: f }, f)));
+    if (keepFormat && spec.formats.includes(keepFormat)) jobFormat.value = keepFormat;
+    else if (spec.formats.includes(was)) jobFormat.value = was;
+    for (const n of ['mode', 'verify', 'verify.every_nth', 'encrypt', 'age_recipients']) {
+      const f = form.querySelector(`[data-field="${n}"]`);
+      if (f) f.hidden = !backup;
+    }
+    for (const n of ['job.format', 'job.params']) form.querySelector(`[data-field="${n}"]`).hidden = backup;
+    form.querySelector('[data-field="window"]').hidden = !spec.windows;
+  };
+  jobType.addEventListener('change', () => showType());
+  jobType.value = admin ? 'database_backup' : 'usage_logs';
+
   const edit = (sch) => {
     editing = sch;
     title.textContent = sch ? t('sc.edit', { name: sch.name }) : t('sc.new');
     submit.textContent = sch ? t('sc.save') : t('sc.create');
     stopEditing.hidden = !sch;
     form.reset();
+    jobType.disabled = !!sch;
+    jobType.value = admin ? 'database_backup' : 'usage_logs';
+    showType();
     if (sch) {
+      const job = sch.job || { type: 'database_backup', format: 'dump' };
+      jobType.value = job.type;
+      showType(job.format);
+      windowSel.value = sch.window || '';
+      jobParams.value = job.params && Object.keys(job.params).length ? JSON.stringify(job.params) : '';
       name.value = sch.name;
       cron.value = sch.cron;
       tz.value = sch.timezone;
-      mode.value = sch.mode;
+      if (sch.mode) mode.value = sch.mode;
       keepLast.value = String(sch.retention.keep_last);
       maxAge.value = String(sch.retention.max_age_days);
       for (const p of calendar) keepPeriod[p].value = String(sch.retention['keep_' + p] || 0);
@@ -356,9 +402,10 @@ export function schedulesPage(section, { onUnauthorized }) {
         sch.encrypt ? el('span', { class: 'status status-succeeded' }, t('sc.encrypted')) : null,
         drillFailed ? el('span', { class: 'status status-failed verify-failed' }, t('sc.verifyFailed')) : null,
         el('code', { class: 'id' }, sch.id)),
-      el('p', { class: 'meta' }, `${sch.cron} (${sch.timezone}) · ${t('opt.mode.' + sch.mode)} · ${t('sc.retention', { n: r.keep_last })}${calendar.filter((p) => r['keep_' + p]).map((p) => ' · ' + t('sc.keeps.' + p, { n: r['keep_' + p] })).join('')}${r.max_age_days ? ' · ' + t('sc.maxAge', { d: r.max_age_days }) : ''}`),
+      el('p', { class: 'meta' }, `${sch.cron} (${sch.timezone}) · ${sch.job && sch.job.type !== 'database_backup' ? `${sch.job.type} ${sch.job.format}${sch.window ? ' · ' + t('sc.window.' + sch.window) : ''}` : t('opt.mode.' + sch.mode)} · ${t('sc.retention', { n: r.keep_last })}${calendar.filter((p) => r['keep_' + p]).map((p) => ' · ' + t('sc.keeps.' + p, { n: r['keep_' + p] })).join('')}${r.max_age_days ? ' · ' + t('sc.maxAge', { d: r.max_age_days }) : ''}`),
       el('p', { class: 'meta' }, when),
       sch.overdue_since ? el('p', { class: 'job-error' }, t('sc.overdueSince', { time: fmtTime(sch.overdue_since) })) : null,
+      sch.disabled_reason ? el('p', { class: 'job-error disabled-reason' }, sch.disabled_reason) : null,
       drillFailed ? el('p', { class: 'job-error' }, t('sc.verifyFailedAt', { time: fmtTime(sch.last_verify.at), job: sch.last_verify.job_id })) : null,
       el('div', { class: 'actions' },
         act(t('sc.editButton'), '', async () => edit(sch)),
@@ -382,23 +429,38 @@ export function schedulesPage(section, { onUnauthorized }) {
     ev.preventDefault();
     showErr(formErr, null);
     showFieldErrors(form, {});
+    const backup = jobType.value === 'database_backup';
+    let params = {};
+    if (!backup && jobParams.value.trim()) {
+      try {
+        params = JSON.parse(jobParams.value);
+      } catch {
+        showFieldErrors(form, { 'job.params': t('sc.jobParamsBad') });
+        return;
+      }
+    }
     const body = {
       name: name.value.trim(),
       cron: cron.value.trim(),
       timezone: tz.value.trim(),
-      mode: mode.value,
       retention: {
         keep_last: int(keepLast.value),
         ...Object.fromEntries(calendar.map((p) => ['keep_' + p, int(keepPeriod[p].value)])),
         max_age_days: int(maxAge.value),
       },
-      verify: verify.value === 'every_nth' ? { every_nth: int(verifyNth.value) } : verify.value,
       enabled: enabled.checked,
+    };
+    if (backup) {
+      body.mode = mode.value;
+      body.verify = verify.value === 'every_nth' ? { every_nth: int(verifyNth.value) } : verify.value;
       // The schedule's own recipients, replaced whole; unchecked encrypt is
       // left out, so a server whose policy encrypts never sees false.
-      age_recipients: splitLines(recipients.value),
-    };
-    if (encrypt.checked) body.encrypt = true;
+      body.age_recipients = splitLines(recipients.value);
+      if (encrypt.checked) body.encrypt = true;
+    } else {
+      body.job = { type: jobType.value, format: jobFormat.value, params };
+      if (scheduleTypes[jobType.value].windows) body.window = windowSel.value;
+    }
     try {
       if (editing) await api('PATCH', '/api/v1/schedules/' + encodeURIComponent(editing.id), body);
       else await api('POST', '/api/v1/schedules', body);
@@ -411,6 +473,7 @@ export function schedulesPage(section, { onUnauthorized }) {
     }
   });
 
+  showType();
   section.append(
     el('div', { class: 'card' }, title, el('p', { class: 'muted' }, t('sc.help')), form),
     el('div', { class: 'card' },

@@ -22,7 +22,7 @@ const state = {
 // page each time it is shown.
 const pages = [
   { id: 'exports', label: 'pageExports', admin: false },
-  { id: 'schedules', label: 'pageSchedules', admin: true, mount: schedulesPage },
+  { id: 'schedules', label: 'pageSchedules', admin: false, mount: schedulesPage },
   { id: 'webhooks', label: 'pageWebhooks', admin: true, mount: webhooksPage },
   { id: 'audit', label: 'pageAudit', admin: true, mount: auditPage },
 ];
@@ -144,7 +144,7 @@ function showPage(id) {
     }
   }
   const node = $('page-' + page.id);
-  if (page.mount) page.mount(node, { onUnauthorized: (err) => signOut(err) });
+  if (page.mount) page.mount(node, { onUnauthorized: (err) => signOut(err), me: state.me });
   node.hidden = false;
   for (const a of $('nav').querySelectorAll('a')) {
     if (a.dataset.page === page.id) a.setAttribute('aria-current', 'page');
