@@ -15,7 +15,7 @@ demo: build
 	./bin/hubexport demo --addr $(DEMO_ADDR)
 
 test:
-	$(GO) test -count=1 -timeout 20m ./...
+	$(GO) test -race -count=1 -timeout 20m ./...
 	$(MAKE) fuzz
 
 # Runs every fuzz target (each func Fuzz... in a _test.go file) for FUZZTIME

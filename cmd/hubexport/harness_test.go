@@ -43,7 +43,11 @@ func runTests(m *testing.M) int {
 		}
 		defer os.RemoveAll(dir)
 		binary = filepath.Join(dir, "hubexport")
-		out, err := exec.Command("go", "build", "-o", binary, ".").CombinedOutput()
+		args := []string{"build", "-o", binary}
+		if raceEnabled {
+			args = append(args, "-race")
+		}
+		out, err := exec.Command("go", append(args, ".")...).CombinedOutput()
 		if err != nil {
 			fmt.Fprintf(os.Stderr, "build hubexport: %v\n%s", err, out)
 			return 1
@@ -134,6 +138,9 @@ func startProc(t *testing.T, env map[string]string, args ...string) *proc {
 		case <-p.done:
 		default:
 			p.Kill()
+		}
+		if strings.Contains(p.Logs(), "WARNING: DATA RACE") {
+			t.Errorf("hubexport %s ran into a data race", strings.Join(args, " "))
 		}
 		if t.Failed() {
 			t.Logf("hubexport %s logs:\n%s", strings.Join(args, " "), p.Logs())
