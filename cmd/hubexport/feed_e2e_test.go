@@ -164,7 +164,7 @@ func TestFeedEveryRowOnce(t *testing.T) {
 	w.Kill()
 	release()
 	s.expireTaskLeases("exports")
-	w = s.start("worker")
+	s.start("worker")
 	if j := s.wait(adminToken, k.ID, 2*time.Minute); j.Status != "succeeded" || j.Attempts < 2 {
 		t.Fatalf("killed run: %s after %d attempts %+v", j.Status, j.Attempts, j.Error)
 	} else {
