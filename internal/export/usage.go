@@ -156,6 +156,8 @@ const (
 	ContentTypeGzip  = "application/gzip"
 	ContentTypeXLSX  = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 	ContentTypeJSONL = "application/x-ndjson"
+	// ContentTypeParquet is the type IANA registered for Apache Parquet.
+	ContentTypeParquet = "application/vnd.apache.parquet"
 )
 
 // UsageLogSpec describes the usage_logs export type: any principal may ask,
@@ -163,7 +165,7 @@ const (
 func UsageLogSpec() TypeSpec {
 	return TypeSpec{
 		Type:    TypeUsageLogs,
-		Formats: []Format{FormatCSV, FormatCSVGz, FormatXLSX, FormatJSONL},
+		Formats: []Format{FormatCSV, FormatCSVGz, FormatXLSX, FormatJSONL, FormatParquet},
 		Parse: func(raw json.RawMessage, p Principal) (json.RawMessage, error) {
 			params, err := ParseUsageLogParams(raw, p)
 			if err != nil {
@@ -179,6 +181,8 @@ func UsageLogSpec() TypeSpec {
 				return ContentTypeXLSX
 			case FormatJSONL:
 				return ContentTypeJSONL
+			case FormatParquet:
+				return ContentTypeParquet
 			}
 			return ContentTypeCSV
 		},
