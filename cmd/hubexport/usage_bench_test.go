@@ -33,7 +33,12 @@ import (
 //	USAGE_BENCH_ROWS=1000000,5000000 go test ./cmd/hubexport -run '^$' \
 //	    -bench UsageLogExport -benchtime 1x -timeout 3h
 //
-// USAGE_BENCH_CASES (default "psql,csv-local,csv-s3,xlsx-local") picks cases.
+// USAGE_BENCH_CASES (default "psql,csv-local,csv-s3,xlsx-local") picks cases: psql, or
+// FORMAT-WHERE with FORMAT one of csv, xlsx, jsonl, parquet and WHERE local or s3. A case named
+// twice runs twice, so alternating formats gives medians that share the machine's weather:
+//
+//	USAGE_BENCH_CASES=psql,csv-local,parquet-local,csv-local,parquet-local,csv-local,parquet-local \
+//	USAGE_BENCH_ROWS=1000000 go test ./cmd/hubexport -run '^$' -bench UsageLogExport -benchtime 1x -timeout 3h
 func BenchmarkUsageLogExport(b *testing.B) {
 	sizes := strings.Split(envOr("USAGE_BENCH_ROWS", "1000000"), ",")
 	cases := strings.Split(envOr("USAGE_BENCH_CASES", "psql,csv-local,csv-s3,xlsx-local"), ",")
@@ -118,7 +123,7 @@ func (u *usageBench) run(b *testing.B, c string) {
 		}
 		u.copied = n
 		u.report(b, c, wall, n, 0, 0)
-	case "csv-local", "csv-s3", "xlsx-local":
+	case "csv-local", "csv-s3", "xlsx-local", "jsonl-local", "parquet-local", "parquet-s3":
 		format, where, _ := strings.Cut(c, "-")
 		u.export(b, c, format, where)
 	default:

@@ -313,7 +313,7 @@ func TestParquetRowGroupsBoundMemory(t *testing.T) {
 	}
 	t.Logf("%d rows in %d bytes; live heap peak %d MiB in the first row group, %d MiB after",
 		n, out.Len(), peak[0]>>20, peak[1]>>20)
-	if peak[1] > peak[0]+16<<20 || peak[1] > 64<<20 {
+	if peak[1] > peak[0]+8<<20 || peak[1] > 32<<20 {
 		t.Errorf("heap peak %d MiB after the first row group, %d MiB in it: the writer's memory grows with the rows", peak[1]>>20, peak[0]>>20)
 	}
 
