@@ -134,9 +134,15 @@ func (u *usageBench) run(b *testing.B, c string) {
 // export runs one export on a fresh worker process and reports it.
 func (u *usageBench) export(b *testing.B, name, format, where string) {
 	addr := benchAddr(b)
+	// Not b.TempDir: a case run twice is named "csv-local#01", and a # in STORAGE_URL is a fragment.
+	dir, err := os.MkdirTemp("", "usage-bench-")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
 	env := map[string]string{
 		"DATABASE_URL": u.dsn, "REDIS_URL": u.redis.URL, "ADMIN_TOKEN": adminToken,
-		"HTTP_ADDR": addr, "PUBLIC_URL": "http://" + addr, "STORAGE_URL": "file://" + b.TempDir(),
+		"HTTP_ADDR": addr, "PUBLIC_URL": "http://" + addr, "STORAGE_URL": "file://" + dir,
 		"LOG_LEVEL": "warn", "WORKER_CONCURRENCY": "1",
 	}
 	if where == "s3" {
@@ -147,7 +153,7 @@ func (u *usageBench) export(b *testing.B, name, format, where string) {
 	}
 	api := benchProc(b, env, "api")
 	defer api.stop()
-	waitReady(b, "http://"+addr)
+	waitReady(b, "http://"+addr, api)
 	worker := benchProc(b, env, "worker")
 	defer worker.stop()
 
@@ -280,19 +286,24 @@ func benchAddr(b *testing.B) string {
 	return l.Addr().String()
 }
 
-func waitReady(b *testing.B, base string) {
+func waitReady(b *testing.B, base string, api *benchP) {
 	b.Helper()
 	deadline := time.Now().Add(30 * time.Second)
+	var last string
 	for time.Now().Before(deadline) {
 		if resp, err := http.Get(base + "/readyz"); err == nil {
+			body, _ := io.ReadAll(resp.Body)
 			resp.Body.Close()
 			if resp.StatusCode == 200 {
 				return
 			}
+			last = fmt.Sprintf("%d %s", resp.StatusCode, body)
+		} else {
+			last = err.Error()
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	b.Fatalf("api at %s not ready after 30s", base)
+	b.Fatalf("api at %s not ready after 30s: %s\napi:\n%s", base, last, api.logs())
 }
 
 func benchGet(url string, v any) (string, error) {
