@@ -44,6 +44,13 @@ type Parquet struct {
 // engines read in parallel (DuckDB's own groups are 122,880 rows).
 const ParquetRowGroupRows = 64 * 1024
 
+// parquetPageBuffer is how many bytes of values a column gathers before they
+// become a page. Each of the 22 columns has one, so this is most of the
+// writer's live memory (about 17 MiB at parquet-go's default of 256 KiB,
+// 10 MiB at 128 KiB), against a few percent of file size (each page is
+// compressed alone).
+const parquetPageBuffer = 128 << 10
+
 // parquetBatch is how many rows are handed to the writer per call.
 const parquetBatch = 256
 
@@ -98,6 +105,7 @@ func NewParquet(w io.Writer, _ Options) *Parquet {
 		parquetSchema,
 		parquet.Compression(newPageZstd()),
 		parquet.MaxRowsPerRowGroup(ParquetRowGroupRows),
+		parquet.PageBufferSize(parquetPageBuffer),
 		// Version 1 data pages are what every reader reads (pyarrow's default too).
 		parquet.DataPageVersion(1),
 		parquet.CreatedBy("hubexport", "", ""),
@@ -197,7 +205,8 @@ func newPageZstd() *pageZstd {
 	return &pageZstd{enc: enc}
 }
 
-// pageZstdWindow covers a whole page (parquet.DefaultPageBufferSize).
+// pageZstdWindow covers a whole page: encoded values are about the size of
+// the page buffer they came from.
 const pageZstdWindow = 256 << 10
 
 func (c *pageZstd) String() string                            { return "ZSTD" }
