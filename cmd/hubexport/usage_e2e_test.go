@@ -255,7 +255,7 @@ func TestUsageLogBadInput(t *testing.T) {
 	s := newStack(t)
 	s.start("api")
 	for name, c := range map[string]struct{ body, field string }{
-		"unknown format":       {`{"type":"usage_logs","format":"parquet"}`, "format"},
+		"unknown format":       {`{"type":"usage_logs","format":"orc"}`, "format"},
 		"probe format":         {`{"type":"usage_logs","format":"txt"}`, "format"},
 		"unknown header_lang":  {`{"type":"usage_logs","params":{"header_lang":"fr"}}`, "params.header_lang"},
 		"negative min retries": {`{"type":"usage_logs","params":{"min_retry_count":-1}}`, "params.min_retry_count"},
