@@ -257,6 +257,8 @@ func ContentType(filename string) string {
 		return "application/gzip"
 	case ".xlsx":
 		return "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+	case ".parquet":
+		return "application/vnd.apache.parquet"
 	case ".age":
 		return "application/vnd.age"
 	default: // .dump and anything else

@@ -587,8 +587,9 @@ func TestContentDisposition(t *testing.T) {
 	for name, want := range map[string]string{
 		"a.csv": "text/csv; charset=utf-8", "a.TXT": "text/plain; charset=utf-8", "a.json": "application/json",
 		"a.jsonl": "application/x-ndjson", "a.csv.gz": "application/gzip",
-		"a.xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
-		"a.dump": "application/octet-stream", "a": "application/octet-stream", "backup.dump.age": "application/vnd.age",
+		"a.xlsx":    "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+		"a.parquet": "application/vnd.apache.parquet",
+		"a.dump":    "application/octet-stream", "a": "application/octet-stream", "backup.dump.age": "application/vnd.age",
 	} {
 		if got := ContentType(name); got != want {
 			t.Errorf("ContentType(%q) = %q; want %q", name, got, want)

@@ -158,7 +158,7 @@ func (u *backupBench) backup(b *testing.B, where string) {
 	}
 	api := benchProc(b, env, "api")
 	defer api.stop()
-	waitReady(b, "http://"+addr)
+	waitReady(b, "http://"+addr, api)
 	worker := benchProc(b, env, "worker")
 	defer worker.stop()
 

@@ -42,7 +42,8 @@ Flags for every type:
                          current directory; "-" writes to standard output)
   --json                 print the job object (the final one with --wait)
                          instead of the progress bar
-  --format FORMAT        output format (usage-logs: csv, csv.gz, xlsx, jsonl)
+  --format FORMAT        output format (usage-logs: csv, csv.gz, xlsx, jsonl,
+                         parquet)
   --param KEY=VALUE      set params.KEY; VALUE is read as JSON when it parses
                          (5, true, "5"), else as a string (repeatable)
   --idempotency-key KEY  reuse KEY to make re-running this command safe

@@ -35,7 +35,7 @@ func BenchmarkBackupVerify(b *testing.B) {
 	}
 	api := benchProc(b, env, "api")
 	defer api.stop()
-	waitReady(b, "http://"+addr)
+	waitReady(b, "http://"+addr, api)
 	worker := benchProc(b, env, "worker")
 	defer worker.stop()
 

@@ -37,9 +37,12 @@ import (
 //	USAGE_BENCH_ROWS=1000000,5000000 go test ./cmd/hubexport -run '^$' \
 //	    -bench UsageLogExport -benchtime 1x -timeout 3h
 //
-// USAGE_BENCH_CASES (default "psql,csv-local,csv-s3,xlsx-local") picks cases; a case may repeat
-// ("psql,xlsx-local,psql,xlsx-local,psql,xlsx-local" gives three of each, interleaved, for
-// medians on a busy machine).
+// USAGE_BENCH_CASES (default "psql,csv-local,csv-s3,xlsx-local") picks cases: psql, or
+// FORMAT-WHERE with FORMAT one of csv, xlsx, jsonl, parquet and WHERE local or s3. A case named
+// twice runs twice, so alternating formats gives medians that share the machine's weather:
+//
+//	USAGE_BENCH_CASES=psql,csv-local,parquet-local,csv-local,parquet-local,csv-local,parquet-local \
+//	USAGE_BENCH_ROWS=1000000 go test ./cmd/hubexport -run '^$' -bench UsageLogExport -benchtime 1x -timeout 3h
 func BenchmarkUsageLogExport(b *testing.B) {
 	sizes := strings.Split(envOr("USAGE_BENCH_ROWS", "1000000"), ",")
 	cases := strings.Split(envOr("USAGE_BENCH_CASES", "psql,csv-local,csv-s3,xlsx-local"), ",")
@@ -130,7 +133,7 @@ func (u *usageBench) run(b *testing.B, c string) {
 		}
 		u.copied = n
 		u.report(b, c, wall, n, 0, 0)
-	case "csv-local", "csv-s3", "xlsx-local":
+	case "csv-local", "csv-s3", "xlsx-local", "jsonl-local", "parquet-local", "parquet-s3":
 		format, where, _ := strings.Cut(c, "-")
 		u.export(b, c, format, where)
 	default:
@@ -307,12 +310,17 @@ func benchAddr(b *testing.B) string {
 func waitReady(b *testing.B, base string, procs ...*benchP) {
 	b.Helper()
 	deadline := time.Now().Add(30 * time.Second)
+	var last string
 	for time.Now().Before(deadline) {
 		if resp, err := http.Get(base + "/readyz"); err == nil {
+			body, _ := io.ReadAll(resp.Body)
 			resp.Body.Close()
 			if resp.StatusCode == 200 {
 				return
 			}
+			last = fmt.Sprintf("%d %s", resp.StatusCode, body)
+		} else {
+			last = err.Error()
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
@@ -320,7 +328,7 @@ func waitReady(b *testing.B, base string, procs ...*benchP) {
 	for _, p := range procs {
 		logs.WriteString(p.logs())
 	}
-	b.Fatalf("api at %s not ready after 30s\n%s", base, logs.String())
+	b.Fatalf("api at %s not ready after 30s: %s\n%s", base, last, logs.String())
 }
 
 func benchGet(url string, v any) (string, error) {

@@ -8,13 +8,16 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"io"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/xuri/excelize/v2"
 
+	"github.com/hubexport/hubexport/internal/export"
 	"github.com/hubexport/hubexport/internal/seed"
+	"github.com/hubexport/hubexport/internal/usagelog"
 )
 
 // usageE2EFixture adds two requests on 2026-02-01, after all seeded traffic: an admin's retried
@@ -123,6 +126,26 @@ func TestUsageLogExport(t *testing.T) {
 		t.Errorf("jsonl %s (%+v)", lines, j.Result)
 	}
 
+	if objs[0]["id"] != float64(900002) || objs[0]["user_id"] != float64(1) || objs[1]["provider_id"] != float64(0) ||
+		objs[1]["key_id"] == nil {
+		t.Errorf("jsonl ids: %s", lines)
+	}
+
+	// Parquet: the JSON Lines' rows and values, typed; rendered as CSV records they are the CSV.
+	j, pq := usageExport(t, s, adminToken, "parquet", window(nil))
+	if !strings.HasSuffix(j.Result.Filename, ".parquet") || j.Result.ContentType != "application/vnd.apache.parquet" || j.Result.Rows != 2 {
+		t.Errorf("parquet result %+v", j.Result)
+	}
+	pqRows := parquetMatchesJSONL(t, pq, lines)
+	shanghai, _ := time.LoadLocation("Asia/Shanghai")
+	rendered := []byte(usageE2EHeader)
+	for _, r := range pqRows {
+		rendered = usagelog.AppendCSVRecord(rendered, usageRowOf(t, r), shanghai)
+	}
+	if !bytes.Equal(rendered, csvFile) {
+		t.Errorf("parquet rows as CSV\n%q\nwant the CSV\n%q", rendered, csvFile)
+	}
+
 	// XLSX opens, with the rows and a summary.
 	j, book := usageExport(t, s, adminToken, "xlsx", window(nil))
 	f, err := excelize.OpenReader(bytes.NewReader(book))
@@ -151,6 +174,80 @@ func TestUsageLogExport(t *testing.T) {
 	if len(adminAll) <= len(userAll) {
 		t.Errorf("admin's whole export (%d bytes) is not larger than one user's (%d)", len(adminAll), len(userAll))
 	}
+
+	// The whole seeded hub: Parquet and JSON Lines hold the same values, and the CSV's rows.
+	_, allPQ := usageExport(t, s, adminToken, "parquet", nil)
+	_, allJSONL := usageExport(t, s, adminToken, "jsonl", nil)
+	all := parquetMatchesJSONL(t, allPQ, allJSONL)
+	rendered = []byte(nil)
+	for _, r := range all {
+		rendered = usagelog.AppendCSVRecord(rendered, usageRowOf(t, r), time.UTC)
+	}
+	if want := adminAll[bytes.IndexByte(adminAll, '\n')+1:]; !bytes.Equal(rendered, want) || len(all) < 100 {
+		t.Errorf("whole-hub parquet (%d rows) as CSV differs from the CSV (%d bytes, want %d)", len(all), len(rendered), len(want))
+	}
+}
+
+// parquetMatchesJSONL reads a Parquet export back with parquet-go and checks that every row and
+// value is the JSON Lines export's (times compared as instants), returning the rows.
+func parquetMatchesJSONL(t *testing.T, pq, jsonl []byte) []usagelog.JSONLRow {
+	t.Helper()
+	got, err := usagelog.ReadParquet(bytes.NewReader(pq), int64(len(pq)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var want []usagelog.JSONLRow
+	sc := bufio.NewScanner(bytes.NewReader(jsonl))
+	for sc.Scan() {
+		var r usagelog.JSONLRow
+		if err := json.Unmarshal(sc.Bytes(), &r); err != nil {
+			t.Fatal(err)
+		}
+		if r.Time != nil {
+			tm, err := time.Parse(time.RFC3339Nano, *r.Time)
+			if err != nil {
+				t.Fatal(err)
+			}
+			u := tm.UTC().Format("2006-01-02T15:04:05.000Z07:00")
+			r.Time = &u
+		}
+		want = append(want, r)
+	}
+	if len(got) != len(want) {
+		t.Fatalf("parquet has %d rows, jsonl %d", len(got), len(want))
+	}
+	for i := range want {
+		if !reflect.DeepEqual(got[i], want[i]) {
+			g, _ := json.Marshal(got[i])
+			w, _ := json.Marshal(want[i])
+			t.Fatalf("row %d: parquet\n%s\njsonl\n%s", i, g, w)
+		}
+	}
+	return got
+}
+
+// usageRowOf turns a row read back into the row the encoders take.
+func usageRowOf(t *testing.T, r usagelog.JSONLRow) *export.UsageRow {
+	t.Helper()
+	s := func(p *string) string {
+		if p == nil {
+			return ""
+		}
+		return *p
+	}
+	u := &export.UsageRow{ID: r.ID, UserID: r.UserID, User: r.User, KeyID: r.KeyID, Key: r.Key, ProviderID: r.ProviderID,
+		Provider: r.Provider, Model: s(r.Model), OriginalModel: s(r.OriginalModel), Endpoint: s(r.Endpoint),
+		StatusCode: r.StatusCode, InputTokens: r.InputTokens, OutputTokens: r.OutputTokens, CacheWrite5m: r.CacheWrite5m,
+		CacheWrite1h: r.CacheWrite1h, CacheRead: r.CacheRead, TotalTokens: r.TotalTokens, CostUSD: r.CostUSD,
+		DurationMs: r.DurationMs, SessionID: s(r.SessionID), RetryCount: r.RetryCount}
+	if r.Time != nil {
+		tm, err := time.Parse(time.RFC3339Nano, *r.Time)
+		if err != nil {
+			t.Fatal(err)
+		}
+		u.CreatedAt = tm
+	}
+	return u
 }
 
 func TestUsageLogBadInput(t *testing.T) {
@@ -158,7 +255,7 @@ func TestUsageLogBadInput(t *testing.T) {
 	s := newStack(t)
 	s.start("api")
 	for name, c := range map[string]struct{ body, field string }{
-		"unknown format":       {`{"type":"usage_logs","format":"parquet"}`, "format"},
+		"unknown format":       {`{"type":"usage_logs","format":"orc"}`, "format"},
 		"probe format":         {`{"type":"usage_logs","format":"txt"}`, "format"},
 		"unknown header_lang":  {`{"type":"usage_logs","params":{"header_lang":"fr"}}`, "params.header_lang"},
 		"negative min retries": {`{"type":"usage_logs","params":{"min_retry_count":-1}}`, "params.min_retry_count"},

@@ -28,13 +28,14 @@ const (
 type Format string
 
 const (
-	FormatCSV   Format = "csv"
-	FormatCSVGz Format = "csv.gz"
-	FormatXLSX  Format = "xlsx"
-	FormatJSONL Format = "jsonl"
-	FormatDump  Format = "dump"
-	FormatJSON  Format = "json"
-	FormatText  Format = "txt"
+	FormatCSV     Format = "csv"
+	FormatCSVGz   Format = "csv.gz"
+	FormatXLSX    Format = "xlsx"
+	FormatJSONL   Format = "jsonl"
+	FormatParquet Format = "parquet"
+	FormatDump    Format = "dump"
+	FormatJSON    Format = "json"
+	FormatText    Format = "txt"
 )
 
 // TypeSpec is what the domain knows about one export type: who may ask for

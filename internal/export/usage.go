@@ -197,6 +197,8 @@ const (
 	ContentTypeGzip  = "application/gzip"
 	ContentTypeXLSX  = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 	ContentTypeJSONL = "application/x-ndjson"
+	// ContentTypeParquet is the type IANA registered for Apache Parquet.
+	ContentTypeParquet = "application/vnd.apache.parquet"
 )
 
 // UsageLogSpec describes the usage_logs export type: any principal may ask,
@@ -204,7 +206,7 @@ const (
 func UsageLogSpec() TypeSpec {
 	return TypeSpec{
 		Type:    TypeUsageLogs,
-		Formats: []Format{FormatCSV, FormatCSVGz, FormatXLSX, FormatJSONL},
+		Formats: []Format{FormatCSV, FormatCSVGz, FormatXLSX, FormatJSONL, FormatParquet},
 		Parse: func(raw json.RawMessage, p Principal) (json.RawMessage, error) {
 			params, err := ParseUsageLogParams(raw, p)
 			if err != nil {
@@ -220,6 +222,8 @@ func UsageLogSpec() TypeSpec {
 				return ContentTypeXLSX
 			case FormatJSONL:
 				return ContentTypeJSONL
+			case FormatParquet:
+				return ContentTypeParquet
 			}
 			return ContentTypeCSV
 		},
@@ -237,16 +241,26 @@ func UsageLogSpec() TypeSpec {
 
 // UsageRow is one usage-log row: the source values of the 18 columns, with
 // CCH's NULL rules already applied where the column has no empty form
-// (tokens and cost NULL → 0; text NULL → ""). Nil pointers are the cells
-// that stay empty.
+// (tokens and cost NULL → 0; text NULL → ""), and the ids the machine formats
+// (JSON Lines, Parquet) carry for joining and de-duplicating. Nil pointers
+// are the cells that stay empty.
 type UsageRow struct {
-	// ID orders rows with equal times (message_request.id, or the ledger's
-	// request_id); it is not a column.
+	// ID is the request's id (message_request.id, or the ledger's
+	// request_id): it orders rows with equal times, and it is the first
+	// field of the machine formats, not a CSV or XLSX column.
 	ID int64
 	// CreatedAt is zero when the row has none (the column is nullable).
-	CreatedAt     time.Time
-	User          string
-	Key           string  // the keys row's name, not the key string
+	CreatedAt time.Time
+	// UserID is the request's user_id, whether or not the users row exists.
+	UserID int64
+	User   string
+	// KeyID is the id of the keys row that names the request's key; nil when
+	// no keys row holds that key string any more (ledger rows outlive keys).
+	KeyID *int64
+	Key   string // the keys row's name, not the key string
+	// ProviderID is the recorded provider id (message_request.provider_id,
+	// the ledger's final_provider_id): 0 for blocks and warmups.
+	ProviderID    int64
 	Provider      *string // nil: no such provider (blocked and warmup rows)
 	Model         string
 	OriginalModel string

@@ -109,15 +109,16 @@ func TestParseUsageLogParamsErrors(t *testing.T) {
 func TestUsageLogSpec(t *testing.T) {
 	t.Parallel()
 	s := UsageLogSpec()
-	if s.Type != TypeUsageLogs || s.AdminOnly || s.Formats[0] != FormatCSV || len(s.Formats) != 4 {
+	if s.Type != TypeUsageLogs || s.AdminOnly || s.Formats[0] != FormatCSV || len(s.Formats) != 5 {
 		t.Fatalf("spec %+v", s)
 	}
 	created := time.Date(2026, 1, 29, 18, 30, 5, 0, time.FixedZone("CST", 8*3600))
 	for f, want := range map[Format][2]string{
-		FormatCSV:   {"usage-logs-20260129-103005.csv", "text/csv; charset=utf-8"},
-		FormatCSVGz: {"usage-logs-20260129-103005.csv.gz", "application/gzip"},
-		FormatXLSX:  {"usage-logs-20260129-103005.xlsx", "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"},
-		FormatJSONL: {"usage-logs-20260129-103005.jsonl", "application/x-ndjson"},
+		FormatCSV:     {"usage-logs-20260129-103005.csv", "text/csv; charset=utf-8"},
+		FormatCSVGz:   {"usage-logs-20260129-103005.csv.gz", "application/gzip"},
+		FormatXLSX:    {"usage-logs-20260129-103005.xlsx", "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"},
+		FormatJSONL:   {"usage-logs-20260129-103005.jsonl", "application/x-ndjson"},
+		FormatParquet: {"usage-logs-20260129-103005.parquet", "application/vnd.apache.parquet"},
 	} {
 		j := &Job{Format: f, CreatedAt: created}
 		if got := s.Filename(j, created.Add(time.Hour)); got != want[0] {

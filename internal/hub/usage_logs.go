@@ -39,16 +39,20 @@ func (d *DB) UsageLogs(ctx context.Context, p export.UsageLogParams, fn func(*ex
 		r                  export.UsageRow
 		at                 pgtype.Timestamptz
 		provider           pgtype.Text
+		keyID              pgtype.Int8
 		status, durationMs pgtype.Int8
 	)
 	for rows.Next() {
-		if err := rows.Scan(&r.ID, &at, &r.User, &r.Key, &provider, &r.Model, &r.OriginalModel, &r.Endpoint,
+		if err := rows.Scan(&r.ID, &at, &r.UserID, &r.User, &keyID, &r.Key, &r.ProviderID, &provider, &r.Model, &r.OriginalModel, &r.Endpoint,
 			&status, &r.InputTokens, &r.OutputTokens, &r.CacheWrite5m, &r.CacheWrite1h, &r.CacheRead, &r.TotalTokens,
 			&r.CostUSD, &durationMs, &r.SessionID, &r.RetryCount); err != nil {
 			return fmt.Errorf("hub: stream usage logs: %w", err)
 		}
 		r.CreatedAt = at.Time // zero when NULL: the column defaults to now() but is nullable
-		r.Provider, r.StatusCode, r.DurationMs = nil, nil, nil
+		r.KeyID, r.Provider, r.StatusCode, r.DurationMs = nil, nil, nil, nil
+		if keyID.Valid {
+			r.KeyID = &keyID.Int64
+		}
 		if provider.Valid {
 			r.Provider = &provider.String
 		}
@@ -123,9 +127,9 @@ func (d *DB) usageQuery(ctx context.Context, p export.UsageLogParams) (string, [
 // by the request's user, else the lowest id. Both lists are as small as the keys table, so the
 // planner hashes them once instead of probing keys per row.
 const usageKeyJoins = `
-	LEFT JOIN (SELECT DISTINCT ON (key, user_id) key, user_id, name FROM keys ORDER BY key, user_id, id) ku
+	LEFT JOIN (SELECT DISTINCT ON (key, user_id) key, user_id, id, name FROM keys ORDER BY key, user_id, id) ku
 		ON ku.key = t.key AND ku.user_id = t.user_id
-	%s JOIN (SELECT DISTINCT ON (key) key, name FROM keys ORDER BY key, id) kn
+	%s JOIN (SELECT DISTINCT ON (key) key, id, name FROM keys ORDER BY key, id) kn
 		ON kn.key = t.key`
 
 // usageRetryCount is CCH's getRetryCount (hub-facts §2.3) over provider_chain: 0 when any
@@ -148,7 +152,7 @@ const usageRetryCount = `CASE WHEN jsonb_typeof(t.provider_chain) = 'array' THEN
 	) ELSE 0 END`
 
 // usageCommonColumns are the columns message_request and usage_ledger share, in scan order
-// after the user, key and provider names.
+// after the user, key and provider ids and names.
 const usageCommonColumns = `
 	COALESCE(t.model, ''), COALESCE(t.original_model, ''), COALESCE(t.endpoint, ''), t.status_code,
 	COALESCE(t.input_tokens, 0), COALESCE(t.output_tokens, 0),
@@ -172,7 +176,8 @@ func usageRequestQuery(p export.UsageLogParams) (string, []any) {
 	if p.MinRetryCount > 0 {
 		w.add("(" + usageRetryCount + ") >= " + w.arg(p.MinRetryCount))
 	}
-	return `SELECT t.id, t.created_at, u.name, COALESCE(ku.name, kn.name), pr.name,` + usageCommonColumns + `,
+	return `SELECT t.id, t.created_at, t.user_id, u.name, COALESCE(ku.id, kn.id), COALESCE(ku.name, kn.name),
+		t.provider_id, pr.name,` + usageCommonColumns + `,
 		` + usageRetryCount + `
 	FROM message_request t
 	JOIN users u ON u.id = t.user_id` + fmt.Sprintf(usageKeyJoins, "") + `
@@ -190,9 +195,10 @@ func usageLedgerQuery(p export.UsageLogParams) (string, []any) {
 	w := usageWhere{provider: "t.final_provider_id", id: "t.request_id"}
 	w.add("t.blocked_by IS NULL")
 	w.filters(p)
-	return `SELECT t.request_id, t.created_at, COALESCE(u.name, 'User #' || t.user_id),
+	return `SELECT t.request_id, t.created_at, t.user_id, COALESCE(u.name, 'User #' || t.user_id),
+		COALESCE(ku.id, kn.id),
 		COALESCE(ku.name, kn.name, CASE WHEN length(t.key) > 12 THEN left(t.key, 4) || '…' || right(t.key, 4) ELSE '…' END),
-		pr.name,` + usageCommonColumns + `,
+		t.final_provider_id, pr.name,` + usageCommonColumns + `,
 		0::bigint
 	FROM usage_ledger t
 	LEFT JOIN users u ON u.id = t.user_id` + fmt.Sprintf(usageKeyJoins, "LEFT") + `

@@ -362,6 +362,75 @@ func TestUsageLogLedgerFallback(t *testing.T) {
 	}
 }
 
+// The machine formats' ids: the request's own user and provider ids, and the keys row that
+// names the key (its user's duplicate first, else the lowest id; none when the key is gone).
+func TestUsageLogIDs(t *testing.T) {
+	t.Parallel()
+	pool, db := usageSetup(t)
+	type ids struct {
+		user     int64
+		key      *int64
+		provider int64
+	}
+	want := func(table, id, provider string) map[int64]ids {
+		rows, err := pool.Query(t.Context(), `SELECT t.`+id+`, t.user_id,
+			(SELECT k.id FROM keys k WHERE k.key = t.key ORDER BY k.user_id = t.user_id DESC, k.id LIMIT 1),
+			t.`+provider+` FROM `+table+` t`)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out := map[int64]ids{}
+		for rows.Next() {
+			var (
+				rid int64
+				v   ids
+			)
+			if err := rows.Scan(&rid, &v.user, &v.key, &v.provider); err != nil {
+				t.Fatal(err)
+			}
+			out[rid] = v
+		}
+		if err := rows.Err(); err != nil {
+			t.Fatal(err)
+		}
+		return out
+	}
+	check := func(mode string, want map[int64]ids) {
+		n := 0
+		// The row and its pointers are reused: compare each as it comes.
+		err := db.UsageLogs(t.Context(), export.UsageLogParams{}, func(r *export.UsageRow) error {
+			n++
+			w, ok := want[r.ID]
+			got := ids{r.UserID, r.KeyID, r.ProviderID}
+			if !ok || got.user != w.user || got.provider != w.provider || (got.key == nil) != (w.key == nil) ||
+				got.key != nil && *got.key != *w.key {
+				t.Errorf("%s: request %d has user %d, key %v, provider %d; want user %d, key %v, provider %d",
+					mode, r.ID, got.user, derefID(got.key), got.provider, w.user, derefID(w.key), w.provider)
+			}
+			return nil
+		})
+		if err != nil || n == 0 {
+			t.Fatalf("%s: %d rows, %v", mode, n, err)
+		}
+	}
+	check("requests", want("message_request", "id", "provider_id"))
+	if _, err := pool.Exec(t.Context(), "DELETE FROM message_request"); err != nil {
+		t.Fatal(err)
+	}
+	ledger := want("usage_ledger", "request_id", "final_provider_id")
+	if w := ledger[2002]; w.key != nil || w.user != 99 || w.provider != 0 {
+		t.Fatalf("fixture: request 2002 should have lost its key row and user: %+v", w)
+	}
+	check("ledger", ledger)
+}
+
+func derefID(v *int64) any {
+	if v == nil {
+		return nil
+	}
+	return *v
+}
+
 func TestUsageLogStopsOnCallbackError(t *testing.T) {
 	t.Parallel()
 	_, db := usageSetup(t)

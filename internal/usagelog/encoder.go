@@ -47,6 +47,8 @@ func New(f export.Format, w io.Writer, o Options) (Encoder, error) {
 		return NewJSONL(w, o), nil
 	case export.FormatXLSX:
 		return NewXLSX(w, o)
+	case export.FormatParquet:
+		return NewParquet(w, o), nil
 	}
 	return nil, export.Errorf(export.KindInvalid, "invalid_format", "usage logs cannot be written as %q", f)
 }

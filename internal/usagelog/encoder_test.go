@@ -27,26 +27,26 @@ func fixtureRows() []export.UsageRow {
 	return []export.UsageRow{
 		{
 			ID: 3, CreatedAt: time.Date(2026, 1, 29, 10, 30, 0, 0, time.UTC),
-			User: "=1+2", Key: "laptop, work", Provider: str("Anthropic Official"),
+			UserID: 7, User: "=1+2", KeyID: i64(12), Key: "laptop, work", ProviderID: 2, Provider: str("Anthropic Official"),
 			Model: "claude-sonnet-4-5-20250929", OriginalModel: "claude-sonnet-4-20250514", Endpoint: "/v1/messages",
 			StatusCode: i64(200), InputTokens: 1500, OutputTokens: 3200, CacheWrite5m: 0, CacheWrite1h: 0, CacheRead: 1200,
 			TotalTokens: 5900, CostUSD: "1.234567890123456", DurationMs: i64(2450), SessionID: "sess_abc123", RetryCount: 1,
 		},
 		{
 			ID: 2, CreatedAt: time.Date(2026, 1, 29, 10, 29, 59, 999_999_000, time.UTC),
-			User: "Smith, \"Jo\"\nsecond line", Key: "alice laptop 💻",
+			UserID: 8, User: "Smith, \"Jo\"\nsecond line", KeyID: i64(13), Key: "alice laptop 💻",
 			Model: "claude-haiku-4-5-20251001", OriginalModel: "claude-haiku-4-5-20251001", Endpoint: "/v1/messages",
 			StatusCode: i64(200), CostUSD: "0", DurationMs: i64(3), SessionID: "sess_warm", RetryCount: 0,
 		},
 		{
 			ID: 1, CreatedAt: time.Date(2026, 1, 28, 23, 0, 0, 0, time.UTC),
-			User: "  =SUM(A1:A9)", Key: "@ci", Provider: str(`=HYPERLINK("https://evil.example","点我")`),
+			UserID: 7, User: "  =SUM(A1:A9)", Key: "@ci", ProviderID: 9, Provider: str(`=HYPERLINK("https://evil.example","点我")`),
 			Model: "", OriginalModel: "", Endpoint: "",
 			InputTokens: 10, OutputTokens: 0, CacheWrite5m: 100, CacheWrite1h: 200, CacheRead: 0, TotalTokens: 310,
 			CostUSD: "0.000123000000000", SessionID: "", RetryCount: 3,
 		},
 		{
-			ID: 0, User: "-rm -rf", Key: "+backup", CostUSD: "999999.999999999999999",
+			ID: 0, UserID: 1, User: "-rm -rf", Key: "+backup", CostUSD: "999999.999999999999999",
 			InputTokens: 1_234_567_890_123_456, TotalTokens: 1_234_567_890_123_456,
 		},
 	}
@@ -146,8 +146,11 @@ func TestJSONLReadsBack(t *testing.T) {
 		if err := json.Unmarshal(sc.Bytes(), &raw); err != nil {
 			t.Fatalf("line %d %q: %v", n+1, sc.Bytes(), err)
 		}
-		if len(raw) != 18 {
-			t.Errorf("line %d has %d keys, want 18", n+1, len(raw))
+		if len(raw) != 22 {
+			t.Errorf("line %d has %d keys, want the 18 columns and 4 ids", n+1, len(raw))
+		}
+		if !bytes.HasPrefix(sc.Bytes(), []byte(`{"id":`)) {
+			t.Errorf("line %d %q does not start with the id", n+1, sc.Bytes())
 		}
 		dec := json.NewDecoder(bytes.NewReader(sc.Bytes()))
 		dec.DisallowUnknownFields()
@@ -157,7 +160,8 @@ func TestJSONLReadsBack(t *testing.T) {
 		}
 		want := rows[n]
 		back := export.UsageRow{
-			ID: want.ID, User: got.User, Key: got.Key, Provider: got.Provider, Model: deref(got.Model),
+			ID: got.ID, UserID: got.UserID, User: got.User, KeyID: got.KeyID, Key: got.Key,
+			ProviderID: got.ProviderID, Provider: got.Provider, Model: deref(got.Model),
 			OriginalModel: deref(got.OriginalModel), Endpoint: deref(got.Endpoint), StatusCode: got.StatusCode,
 			InputTokens: got.InputTokens, OutputTokens: got.OutputTokens, CacheWrite5m: got.CacheWrite5m,
 			CacheWrite1h: got.CacheWrite1h, CacheRead: got.CacheRead, TotalTokens: got.TotalTokens,
@@ -192,7 +196,7 @@ func TestJSONLReadsBack(t *testing.T) {
 		if !equalRows(back, want) {
 			t.Errorf("line %d reads back as\n%+v\nwant\n%+v", n+1, back, want)
 		}
-		for _, k := range []string{"status_code", "duration_ms", "input_tokens", "retry_count"} {
+		for _, k := range []string{"id", "user_id", "key_id", "provider_id", "status_code", "duration_ms", "input_tokens", "retry_count"} {
 			if v := string(raw[k]); v != "null" && strings.HasPrefix(v, `"`) {
 				t.Errorf("line %d: %s is %s, want a number", n+1, k, v)
 			}
@@ -469,21 +473,21 @@ func TestXLSXChineseNamesAndCloseWithoutFinish(t *testing.T) {
 
 func TestNewRejectsUnknownFormat(t *testing.T) {
 	t.Parallel()
-	if _, err := New("parquet", io.Discard, Options{}); export.KindOf(err) != export.KindInvalid {
-		t.Errorf("New(parquet) = %v, want an invalid-input error", err)
+	if _, err := New("orc", io.Discard, Options{}); export.KindOf(err) != export.KindInvalid {
+		t.Errorf("New(orc) = %v, want an invalid-input error", err)
 	}
 }
 
-// Every absent value is null, whatever its column: no provider, model,
-// original model, endpoint, status, duration, session or time. Counts and
+// Every absent value is null, whatever its column: no key row, provider,
+// model, original model, endpoint, status, duration, session or time. Counts and
 // the cost are always numbers (CCH sums a NULL count as 0).
 func TestJSONLAbsentValuesAreNull(t *testing.T) {
 	t.Parallel()
 	rows := fixtureRows()
 	rows[2].Provider = nil
 	out := encode(t, export.FormatJSONL, Options{}, rows[2:])
-	want := `{"time":"2026-01-28T23:00:00.000Z","user":"  =SUM(A1:A9)","key":"@ci","provider":null,"model":null,"original_model":null,"endpoint":null,"status_code":null,"input_tokens":10,"output_tokens":0,"cache_write_5m_tokens":100,"cache_write_1h_tokens":200,"cache_read_tokens":0,"total_tokens":310,"cost_usd":"0.000123","duration_ms":null,"session_id":null,"retry_count":3}` + "\n" +
-		`{"time":null,"user":"-rm -rf","key":"+backup","provider":null,"model":null,"original_model":null,"endpoint":null,"status_code":null,"input_tokens":1234567890123456,"output_tokens":0,"cache_write_5m_tokens":0,"cache_write_1h_tokens":0,"cache_read_tokens":0,"total_tokens":1234567890123456,"cost_usd":"999999.999999999999999","duration_ms":null,"session_id":null,"retry_count":0}` + "\n"
+	want := `{"id":1,"time":"2026-01-28T23:00:00.000Z","user_id":7,"user":"  =SUM(A1:A9)","key_id":null,"key":"@ci","provider_id":9,"provider":null,"model":null,"original_model":null,"endpoint":null,"status_code":null,"input_tokens":10,"output_tokens":0,"cache_write_5m_tokens":100,"cache_write_1h_tokens":200,"cache_read_tokens":0,"total_tokens":310,"cost_usd":"0.000123","duration_ms":null,"session_id":null,"retry_count":3}` + "\n" +
+		`{"id":0,"time":null,"user_id":1,"user":"-rm -rf","key_id":null,"key":"+backup","provider_id":0,"provider":null,"model":null,"original_model":null,"endpoint":null,"status_code":null,"input_tokens":1234567890123456,"output_tokens":0,"cache_write_5m_tokens":0,"cache_write_1h_tokens":0,"cache_read_tokens":0,"total_tokens":1234567890123456,"cost_usd":"999999.999999999999999","duration_ms":null,"session_id":null,"retry_count":0}` + "\n"
 	if string(out) != want {
 		t.Errorf("lines\n%s\nwant\n%s", out, want)
 	}

@@ -8,7 +8,10 @@ import (
 	"github.com/hubexport/hubexport/internal/export"
 )
 
-// JSONL writes one JSON object per row and line: snake_case keys, integers
+// JSONL writes one JSON object per row and line: the request's id first (the
+// key to join and de-duplicate on), the user, key and provider ids beside
+// their names (key_id is null when no keys row holds the key any more),
+// snake_case keys, integers
 // as numbers, the cost as a string holding the exact decimal (JSON numbers
 // are floats to most readers), the time as RFC 3339 with milliseconds in the
 // export's zone. One rule for absent values: a value the hub does not have
@@ -30,9 +33,13 @@ func NewJSONL(w io.Writer, o Options) *JSONL {
 // JSONLRow is the object of one line; decoding a line into it gives the row
 // back (tests and readers in Go use it).
 type JSONLRow struct {
+	ID            int64   `json:"id"`
 	Time          *string `json:"time"`
+	UserID        int64   `json:"user_id"`
 	User          string  `json:"user"`
+	KeyID         *int64  `json:"key_id"`
 	Key           string  `json:"key"`
+	ProviderID    int64   `json:"provider_id"`
 	Provider      *string `json:"provider"`
 	Model         *string `json:"model"`
 	OriginalModel *string `json:"original_model"`
@@ -52,7 +59,9 @@ type JSONLRow struct {
 
 // Write implements Encoder.
 func (e *JSONL) Write(r *export.UsageRow) error {
-	b := append(e.buf[:0], `{"time":`...)
+	b := append(e.buf[:0], `{"id":`...)
+	b = strconv.AppendInt(b, r.ID, 10)
+	b = append(b, `,"time":`...)
 	if r.CreatedAt.IsZero() {
 		b = append(b, "null"...)
 	} else {
@@ -60,10 +69,16 @@ func (e *JSONL) Write(r *export.UsageRow) error {
 		b = appendTime(b, r.CreatedAt, e.loc)
 		b = append(b, '"')
 	}
+	b = append(b, `,"user_id":`...)
+	b = strconv.AppendInt(b, r.UserID, 10)
 	b = append(b, `,"user":`...)
 	b = appendJSONString(b, r.User)
+	b = append(b, `,"key_id":`...)
+	b = appendNullInt(b, r.KeyID)
 	b = append(b, `,"key":`...)
 	b = appendJSONString(b, r.Key)
+	b = append(b, `,"provider_id":`...)
+	b = strconv.AppendInt(b, r.ProviderID, 10)
 	b = append(b, `,"provider":`...)
 	if r.Provider == nil {
 		b = append(b, "null"...)

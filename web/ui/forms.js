@@ -13,7 +13,7 @@ const commonEndpoints = ['/v1/messages', '/v1/messages/count_tokens', '/v1/chat/
 export const exportTypes = [
   {
     type: 'usage_logs',
-    formats: ['csv', 'csv.gz', 'xlsx', 'jsonl'],
+    formats: ['csv', 'csv.gz', 'xlsx', 'jsonl', 'parquet'],
     fields: [
       { name: 'start_time', kind: 'datetime' },
       { name: 'end_time', kind: 'datetime' },
