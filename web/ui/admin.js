@@ -251,7 +251,7 @@ const backupModes = ['full', 'exclude_logs', 'ledger_only'];
 // window; users may schedule usage_logs only.
 const scheduleTypes = {
   database_backup: { formats: ['dump'], admin: true, windows: false },
-  usage_logs: { formats: ['csv', 'csv.gz', 'xlsx', 'jsonl'], admin: false, windows: true },
+  usage_logs: { formats: ['csv', 'csv.gz', 'xlsx', 'jsonl', 'parquet'], admin: false, windows: true },
   probe_logs: { formats: ['txt'], admin: true, windows: true },
 };
 const scheduleWindows = ['', 'previous_hour', 'previous_day', 'previous_week', 'previous_month', 'since_last'];
