@@ -417,7 +417,8 @@ func newMeddler(t *testing.T, backend string) *meddler {
 		resp.Header.Set("Content-Length", strconv.Itoa(len(b)))
 		return nil
 	}
-	m.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	// Unstarted until m.Server is set: the proxy's handlers read m.URL.
+	m.Server = httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if strings.HasSuffix(r.URL.Path, "/events") {
 			m.events.Add(1)
 			if m.noEvents.Load() {
@@ -427,6 +428,7 @@ func newMeddler(t *testing.T, backend string) *meddler {
 		}
 		rp.ServeHTTP(w, r)
 	}))
+	m.Start()
 	t.Cleanup(m.Close)
 	return m
 }

@@ -252,7 +252,8 @@ func TestBackupLockConflictAfterDeadline(t *testing.T) {
 	if !strings.Contains(err.Error(), "CCH") || !e.Holder.ByCCH() || e.Holder.Waited < 250*time.Millisecond {
 		t.Errorf("the error does not say who holds it, or for how long it waited: %v, %+v", err, e.Holder)
 	}
-	if took < 250*time.Millisecond || took > 2*time.Second || waits.Load() == 0 {
+	// The upper bound only tells "gave up at its deadline" from "waited for the key's minute".
+	if took < 250*time.Millisecond || took > 30*time.Second || waits.Load() == 0 {
 		t.Fatalf("gave up after %v and %d waits", took, waits.Load())
 	}
 	if v, _ := rdb.Get(t.Context(), lock.BackupKey).Result(); v != cchValue {
