@@ -61,10 +61,16 @@ type Maintenance struct {
 	VerifyAdmin *pgdump.Conn
 }
 
+// cleanupLockTTL bounds how long a killed cleanup keeps the others waiting.
+const cleanupLockTTL = 5 * time.Second
+
 // Cleanup handles TypeCleanup. When several schedulers enqueue the same
 // tick, the first run holds a short lock and the others return at once.
 func (m *Maintenance) Cleanup(ctx context.Context, _ *asynq.Task) error {
-	l, err := lock.Acquire(ctx, m.Redis, "hubexport:maintenance:cleanup", time.Minute)
+	// A short lease kept while the cleanup runs: a process killed mid-cleanup
+	// holds up the others' cleanups for cleanupLockTTL, not for as long as a
+	// cleanup may take.
+	l, err := lock.Acquire(ctx, m.Redis, "hubexport:maintenance:cleanup", cleanupLockTTL)
 	if errors.Is(err, lock.ErrHeld) {
 		return nil
 	}
@@ -72,6 +78,15 @@ func (m *Maintenance) Cleanup(ctx context.Context, _ *asynq.Task) error {
 		return err
 	}
 	defer l.Release(context.WithoutCancel(ctx))
+	ctx, cancel := context.WithCancelCause(ctx)
+	kept := make(chan struct{})
+	go func() {
+		defer close(kept)
+		if err := l.Keep(ctx, lock.KeepOptions{Log: m.Log}); err != nil {
+			cancel(err)
+		}
+	}()
+	defer func() { cancel(nil); <-kept }()
 	expired, leftovers, err := m.RunCleanup(ctx)
 	if expired+leftovers > 0 {
 		m.Log.InfoContext(ctx, "cleanup_done", "expired", expired, "leftovers", leftovers)

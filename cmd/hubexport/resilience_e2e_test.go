@@ -144,11 +144,13 @@ func TestLeftoversCleanedWithoutScheduler(t *testing.T) {
 	j := s.create(adminToken, map[string]any{"type": "probe_logs", "params": map[string]any{"endpoint_id": 1}})
 	w := s.start("worker")
 	s.waitStatus(j.ID, "running", w)
+	// "running" is recorded before the attempt opens its file: kill once it has.
+	until(t, 15*time.Second, "the attempt's unfinished file", func() bool {
+		files := filesUnder(t, dir)
+		return len(files) == 1 && strings.Contains(files[0], ".tmp")
+	})
 	w.Kill()
 	release()
-	if files := filesUnder(t, dir); len(files) != 1 || !strings.Contains(files[0], ".tmp") {
-		t.Fatalf("storage holds %v, want the killed attempt's unfinished file", files)
-	}
 	if r := s.do("DELETE", "/api/v1/exports/"+j.ID, adminToken, nil); r.status != 200 {
 		t.Fatalf("cancel: %d %s", r.status, r.body)
 	}
