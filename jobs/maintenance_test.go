@@ -78,3 +78,55 @@ func TestRunCleanupExpiresOldUploads(t *testing.T) {
 		t.Fatalf("no upload_expired log for %s:\n%s", oldKey, logs.String())
 	}
 }
+
+// slowExpiry is a store whose first ExpiredArtifacts call waits for release.
+type slowExpiry struct {
+	JobStore
+	entered chan struct{}
+	release chan struct{}
+}
+
+func (s *slowExpiry) ExpiredArtifacts(ctx context.Context, limit int) ([]*export.Job, error) {
+	select {
+	case s.entered <- struct{}{}:
+		<-s.release
+	default:
+	}
+	return s.JobStore.ExpiredArtifacts(ctx, limit)
+}
+
+// A cleanup's lock is a short lease renewed while the cleanup runs: a
+// process killed mid-cleanup holds up the other processes' cleanups for
+// cleanupLockTTL at most, and a cleanup longer than that keeps its lock.
+func TestCleanupLockIsAShortKeptLease(t *testing.T) {
+	f := setup(t)
+	ctx := context.Background()
+	store := &slowExpiry{JobStore: f.store, entered: make(chan struct{}), release: make(chan struct{})}
+	m := &Maintenance{Store: store, Objects: f.objects, Redis: f.rdb, Now: time.Now,
+		Log: slog.New(slog.DiscardHandler), UploadRetention: 24 * time.Hour, Uploads: f.store}
+	done := make(chan error, 1)
+	go func() { done <- m.Cleanup(ctx, nil) }()
+	<-store.entered
+	const key = "hubexport:maintenance:cleanup"
+	// Checked at 0, 3/4 and 6/4 of a TTL: held (renewed), never for longer than a TTL.
+	for i := range 3 {
+		if i > 0 {
+			time.Sleep(cleanupLockTTL * 3 / 4)
+		}
+		ttl, err := f.rdb.PTTL(ctx, key).Result()
+		if err != nil || ttl <= 0 || ttl > cleanupLockTTL {
+			t.Fatalf("check %d: cleanup lock TTL %v (%v), want within (0, %v]", i, ttl, err, cleanupLockTTL)
+		}
+	}
+	// A second cleanup meanwhile stands aside.
+	if err := m.Cleanup(ctx, nil); err != nil {
+		t.Fatal(err)
+	}
+	close(store.release)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if n, err := f.rdb.Exists(ctx, key).Result(); err != nil || n != 0 {
+		t.Fatalf("cleanup lock left behind: %d, %v", n, err)
+	}
+}
