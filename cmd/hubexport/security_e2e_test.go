@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"fmt"
 	"io"
@@ -74,9 +75,17 @@ func TestWebhookDeliveryLogHidesResponses(t *testing.T) {
 			if err != nil {
 				return
 			}
-			io.WriteString(c, "SSH-2.0-OpenSSH_9.6 banner-secret\r\n")
-			time.Sleep(100 * time.Millisecond)
-			c.Close()
+			// After the request, so the client reads it as the answer (a banner sent before
+			// the request is an unsolicited response to an idle connection, a different error).
+			go func(c net.Conn) {
+				defer c.Close()
+				_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+				if _, err := http.ReadRequest(bufio.NewReader(c)); err != nil {
+					return
+				}
+				io.WriteString(c, "SSH-2.0-OpenSSH_9.6 banner-secret\r\n")
+				time.Sleep(100 * time.Millisecond)
+			}(c)
 		}
 	}()
 
