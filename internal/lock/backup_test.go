@@ -553,7 +553,8 @@ func TestBackupLockFallbackOutlivesRedisOutage(t *testing.T) {
 	proxy.Restore()
 	deadline := time.Now().Add(15 * time.Second)
 	for {
-		if v, _ := direct.Get(t.Context(), lock.BackupKey).Result(); v == l.Value() {
+		// The key is written before the lock records its backend: wait for both.
+		if v, _ := direct.Get(t.Context(), lock.BackupKey).Result(); v == l.Value() && l.Backend() == "redis+postgres" {
 			break
 		}
 		if time.Now().After(deadline) || l.Err() != nil {
